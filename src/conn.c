@@ -1,0 +1,1348 @@
+/* conn.c - the client connection state machine.
+ *
+ * A connection reads a request head (CS_HEAD), resolves and connects to the origin
+ * (CS_RESOLVE, CS_CONNECT), then relays the request body and the response (CS_HTTP) or
+ * bytes both ways (CS_TUNNEL, for CONNECT and upgrades). Errors before any response byte
+ * reached the client become a short error response followed by a lingering close (CS_ERROR);
+ * errors after that abort the client connection with a reset, so a truncated body is never
+ * mistaken for a complete one.
+ *
+ * I/O is driven by conn_run(), a pump that makes every step it can (read what is readable,
+ * write what is pending, parse what arrived) and then registers exactly the events it still
+ * needs, so level-triggered backends never spin. Body bytes are never copied: they are
+ * written from the buffer they were read into (request: cin -> origin, response:
+ * uin -> client), after the rewritten head that waits in uout / cout. Buffers are borrowed
+ * from the worker's pool only while bytes are in flight. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "acl.h"
+#include "conn.h"
+#include "dns.h"
+#include "forward.h"
+#include "http_parse.h"
+#include "log.h"
+#include "status.h"
+#include "upstream.h"
+
+enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_ERROR };
+
+/* where the response is */
+enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
+
+struct conn_connect {
+	struct dns_query *query;
+	struct dns_result res;
+	int next; /* index of the next address to try */
+	int last_errno;
+	int blocked; /* addresses skipped because block_destinations holds them */
+};
+
+struct conn {
+	struct worker *w;
+	struct conn *prev, *next; /* the worker's list */
+	struct timer timer;       /* one deadline at a time; which list depends on the state */
+	int fd, ufd;
+	uint8_t state;
+	uint8_t cev, uev;         /* events registered for fd / ufd */
+
+	/* readiness known from the loop, cleared when a call would block */
+	uint8_t crd, cwr, urd, uwr;
+	uint8_t c_eof, u_eof;              /* a FIN was read */
+	uint8_t c_shut, u_shut;            /* ferry shut down writing toward that side */
+	unsigned close_after : 1;          /* close the client once this response is sent */
+	unsigned got_bytes : 1;            /* a byte of the current request head arrived */
+	unsigned is_connect : 1, is_head : 1, upgrade : 1, idempotent : 1;
+	unsigned client10 : 1, keepalive10 : 1;
+	unsigned reused : 1, retried : 1;
+	unsigned req_scanned : 1;          /* every byte of the request body has been seen */
+	unsigned resp_started : 1;         /* a byte of the response arrived from the origin */
+	unsigned resp_head_sent : 1;       /* a byte of the final response went to the client */
+	unsigned resp_close : 1;           /* the response body ends at the origin's FIN */
+	unsigned resp_dechunk : 1;         /* decode chunked for an HTTP/1.0 client */
+	unsigned up_reusable : 1;          /* the origin keeps the connection open */
+	unsigned up_wr_failed : 1;
+
+	struct buf *cin, *cout, *uin, *uout;
+	size_t scanned, uscanned;          /* head parsing progress in cin / uin */
+	uint32_t nreq;
+
+	/* request body, in cin after the head: req_ready bytes are validated and may be sent */
+	uint8_t req_body;
+	uint64_t req_left;
+	uint32_t req_ready;
+	struct http_chunked req_ck;
+
+	/* response body, in uin: resp_ready bytes may be sent; resp_raw bytes have been looked
+	 * at (they differ only while dechunking, which compacts data in place) */
+	uint8_t resp_state, resp_body;
+	uint64_t resp_left;
+	uint32_t resp_ready, resp_raw;
+	struct http_chunked resp_ck;
+
+	struct conn_connect *cx;
+	uint16_t port;
+	char host[UPSTREAM_HOST_MAX];
+	struct sockaddr_storage peer;
+};
+
+#define LINGER_MS 2000
+
+static void conn_run(struct conn *c);
+static void conn_on_client(struct loop *loop, int fd, int events, void *arg);
+static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg);
+static void conn_start_connect(struct conn *c);
+static void conn_error(struct conn *c, int status, const char *msg);
+
+/* ---- small helpers ---- */
+
+static void conn_set_timer(struct conn *c, struct timer_list *tl)
+{
+	timer_arm(c->w->loop, &c->timer, tl);
+}
+
+static struct buf *conn_buf(struct conn *c, struct buf **b)
+{
+	if (*b == NULL)
+		*b = buf_get(&c->w->bufs);
+	return *b;
+}
+
+/* Return an empty buffer to the pool, so an idle connection holds none. */
+static void conn_release_if_empty(struct conn *c, struct buf **b)
+{
+	if (*b != NULL && buf_len(*b) == 0) {
+		buf_put(&c->w->bufs, *b);
+		*b = NULL;
+	}
+}
+
+static void conn_close_upstream(struct conn *c)
+{
+	if (c->ufd >= 0) {
+		loop_del(c->w->loop, c->ufd);
+		close(c->ufd);
+		c->ufd = -1;
+	}
+	c->uev = 0;
+	buf_put(&c->w->bufs, c->uin);
+	buf_put(&c->w->bufs, c->uout);
+	c->uin = c->uout = NULL;
+	c->urd = c->uwr = 0;
+	c->u_eof = c->u_shut = 0;
+}
+
+static void conn_free_connect(struct conn *c)
+{
+	if (c->cx == NULL)
+		return;
+	if (c->cx->query)
+		dns_cancel(c->cx->query);
+	free(c->cx);
+	c->cx = NULL;
+}
+
+/* The one place a connection ends. reset: abort with RST so the client sees a failure. */
+static void conn_close(struct conn *c, int reset)
+{
+	struct worker *w = c->w;
+	conn_free_connect(c);
+	conn_close_upstream(c);
+	timer_disarm(&c->timer);
+	loop_del(w->loop, c->fd);
+	if (reset) {
+		struct linger lg = { 1, 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(c->fd);
+	buf_put(&w->bufs, c->cin);
+	buf_put(&w->bufs, c->cout);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	worker_conn_closed(w);
+}
+
+static void conn_set_events(struct conn *c, int ufd_side, int ev)
+{
+	struct loop *loop = c->w->loop;
+	if (ufd_side) {
+		if (c->ufd < 0 || c->uev == ev)
+			return;
+		loop_mod(loop, c->ufd, ev);
+		c->uev = (uint8_t)ev;
+	} else {
+		if (c->cev == ev)
+			return;
+		loop_mod(loop, c->fd, ev);
+		c->cev = (uint8_t)ev;
+	}
+}
+
+/* Write [a pending bytes][first blen bytes of b] with one writev; returns bytes written,
+ * 0 when the socket would block, -1 on error. */
+static ssize_t conn_writev(int fd, struct buf *a, struct buf *b, uint32_t blen)
+{
+	struct iovec iov[2];
+	int n = 0;
+	if (a && buf_len(a) > 0) {
+		iov[n].iov_base = buf_pos(a);
+		iov[n].iov_len = buf_len(a);
+		n++;
+	}
+	if (b && blen > 0) {
+		iov[n].iov_base = buf_pos(b);
+		iov[n].iov_len = blen;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	ssize_t r;
+	do
+		r = writev(fd, iov, n);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+	return r;
+}
+
+/* Consume n written bytes: first from a, then from b (whose ready count shrinks). */
+static void conn_consume(struct buf *a, struct buf *b, uint32_t *bready, uint32_t *braw, size_t n)
+{
+	if (a && buf_len(a) > 0) {
+		size_t k = n < buf_len(a) ? n : buf_len(a);
+		a->start += (uint32_t)k;
+		n -= k;
+		if (buf_len(a) == 0)
+			a->start = a->end = 0;
+	}
+	if (n > 0) {
+		b->start += (uint32_t)n;
+		*bready -= (uint32_t)n;
+		if (braw)
+			*braw -= (uint32_t)n;
+		if (buf_len(b) == 0)
+			b->start = b->end = 0;
+	}
+}
+
+/* Read into *b (borrowing one when needed). Returns bytes read, 0 on EOF, FERRY_AGAIN when
+ * there is nothing (or no room), FERRY_ERR on error. Clears *ready when drained. */
+static ssize_t conn_read(struct conn *c, int fd, struct buf **b, uint8_t *ready_bit)
+{
+	if (conn_buf(c, b) == NULL)
+		return FERRY_AGAIN;
+	struct buf *bb = *b;
+	if (buf_room(bb) == 0) {
+		if (bb->start == 0)
+			return FERRY_AGAIN;
+		buf_compact(bb);
+	}
+	size_t want = buf_room(bb);
+	ssize_t r;
+	do
+		r = read(fd, bb->data + bb->end, want);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*ready_bit = 0;
+			return FERRY_AGAIN;
+		}
+		return FERRY_ERR;
+	}
+	if (r == 0)
+		return 0;
+	bb->end += (uint32_t)r;
+	/* a short read drained the socket; the loop will say when more arrives */
+	if ((size_t)r < want)
+		*ready_bit = 0;
+	return r;
+}
+
+/* ---- request side ---- */
+
+static void conn_reset_request(struct conn *c)
+{
+	c->scanned = c->uscanned = 0;
+	c->got_bytes = 0;
+	c->is_connect = c->is_head = c->upgrade = c->idempotent = 0;
+	c->client10 = c->keepalive10 = 0;
+	c->reused = c->retried = 0;
+	c->req_scanned = 0;
+	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
+	c->up_reusable = c->up_wr_failed = 0;
+	c->req_body = HTTP_BODY_NONE;
+	c->req_left = 0;
+	c->req_ready = 0;
+	c->resp_state = RS_HEAD;
+	c->resp_body = HTTP_BODY_NONE;
+	c->resp_left = 0;
+	c->resp_ready = c->resp_raw = 0;
+}
+
+static int method_idempotent(struct http_slice m)
+{
+	static const char *const idem[] = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", NULL };
+	for (int i = 0; idem[i]; i++)
+		if (m.len == strlen(idem[i]) && memcmp(m.p, idem[i], m.len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Does a Via field already carry this instance's name? Then the request has come around. */
+static int conn_via_loop(const struct http_head *h, const char *name)
+{
+	size_t nl = strlen(name);
+	for (unsigned i = 0; i < h->nfields; i++) {
+		const struct http_field *f = &h->fields[i];
+		if (!http_slice_eq(f->name, "via"))
+			continue;
+		const char *p = f->value.p, *end = p + f->value.len;
+		for (; (size_t)(end - p) >= nl; p++) {
+			if (memcmp(p, name, nl) != 0)
+				continue;
+			/* whole received-by token: preceded by a space, followed by end, SP, ',' */
+			int before_ok = p > f->value.p && (p[-1] == ' ' || p[-1] == '\t');
+			const char *a = p + nl;
+			int after_ok = a == end || *a == ' ' || *a == ',' || *a == '\t';
+			if (before_ok && after_ok)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Scan request body bytes that arrived after the validated prefix. */
+static int conn_scan_request_body(struct conn *c)
+{
+	if (c->req_scanned || c->cin == NULL)
+		return FERRY_OK;
+	uint32_t avail = buf_len(c->cin) - c->req_ready;
+	if (avail == 0)
+		return FERRY_OK;
+	if (c->req_body == HTTP_BODY_LENGTH) {
+		uint32_t take = c->req_left < avail ? (uint32_t)c->req_left : avail;
+		c->req_ready += take;
+		c->req_left -= take;
+		if (c->req_left == 0)
+			c->req_scanned = 1;
+		return FERRY_OK;
+	}
+	/* chunked: validated and forwarded as it is */
+	while (avail > 0 && !c->req_scanned) {
+		size_t consumed = 0, doff, dlen;
+		int r = http_chunked_parse(&c->req_ck, buf_pos(c->cin) + c->req_ready, avail,
+					   &consumed, &doff, &dlen);
+		c->req_ready += (uint32_t)consumed;
+		avail -= (uint32_t)consumed;
+		if (r == FERRY_ERR)
+			return FERRY_ERR;
+		if (r == FERRY_OK)
+			c->req_scanned = 1;
+		else if (consumed == 0)
+			break;
+	}
+	return FERRY_OK;
+}
+
+/* Answer a request ferry handles itself (no origin). */
+static void conn_parse_failed(struct conn *c, const struct http_head *h)
+{
+	conn_error(c, h->error_status ? h->error_status : 400, h->error ? h->error : "bad request");
+}
+
+/* A complete request head sits at the start of cin: decide what to do with it. */
+static void conn_start_request(struct conn *c, struct http_head *h)
+{
+	struct worker *w = c->w;
+	const struct config *cfg = w->cfg;
+	struct http_target t;
+
+	c->nreq++;
+	w->stats.requests++;
+	/* methods are case-sensitive (RFC 9110 section 9.1) */
+	c->is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
+	c->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+	c->idempotent = method_idempotent(h->method);
+	c->client10 = h->version == 10;
+	if (c->client10)
+		c->keepalive10 = (h->flags & HTTP_F_CONN_KEEPALIVE) && !(h->flags & HTTP_F_CONN_CLOSE);
+	if ((h->flags & HTTP_F_CONN_CLOSE) || (c->client10 && !c->keepalive10) || w->stopping)
+		c->close_after = 1;
+
+	if (http_parse_target(h->target.p, h->target.len, c->is_connect, &t) != FERRY_OK) {
+		conn_error(c, t.error_status ? t.error_status : 400, t.error ? t.error : "bad request target");
+		return;
+	}
+	if (t.host.len >= sizeof(c->host)) {
+		conn_error(c, 400, "host name too long");
+		return;
+	}
+	if (conn_via_loop(h, cfg->via_name)) {
+		conn_error(c, 508, "request loop detected (Via names this proxy)");
+		return;
+	}
+	memcpy(c->host, t.host.p, t.host.len);
+	c->host[t.host.len] = '\0';
+	c->port = t.port;
+
+	if (c->is_connect) {
+		if (!port_list_match(&cfg->connect_ports, t.port)) {
+			conn_error(c, 403, "CONNECT to this port is not allowed");
+			return;
+		}
+		if (h->body != HTTP_BODY_NONE) {
+			conn_error(c, 400, "CONNECT with a body");
+			return;
+		}
+		c->close_after = 1;
+		c->cin->start += (uint32_t)h->head_len;
+		w->stats.tunnels++;
+		conn_start_connect(c);
+		return;
+	}
+
+	/* Upgrade only when the client asked for it hop-by-hop; h2c is ours to drop */
+	if ((h->flags & HTTP_F_CONN_UPGRADE) && (h->flags & HTTP_F_HAS_UPGRADE)) {
+		int h2c = 0;
+		for (unsigned i = 0; i < h->nfields; i++)
+			if (http_slice_eq(h->fields[i].name, "upgrade") && http_list_has(h->fields[i].value, "h2c"))
+				h2c = 1;
+		c->upgrade = !h2c;
+	}
+
+	if (conn_buf(c, &c->uout) == NULL) {
+		conn_error(c, 500, "out of memory");
+		return;
+	}
+	ssize_t n = forward_request_head(h, &t, cfg->via_name, c->upgrade, c->uout->data, c->uout->cap);
+	if (n < 0) {
+		if (buf_grow(&w->bufs, &c->uout, cfg->request_header_size + 4096) != FERRY_OK) {
+			conn_error(c, 500, "out of memory");
+			return;
+		}
+		n = forward_request_head(h, &t, cfg->via_name, c->upgrade, c->uout->data, c->uout->cap);
+		if (n < 0) {
+			conn_error(c, 431, "request head too large");
+			return;
+		}
+	}
+	c->uout->start = 0;
+	c->uout->end = (uint32_t)n;
+
+	c->req_body = (uint8_t)h->body;
+	c->req_left = h->content_length;
+	c->req_scanned = h->body == HTTP_BODY_NONE;
+	if (h->body == HTTP_BODY_CHUNKED)
+		http_chunked_init(&c->req_ck);
+	c->cin->start += (uint32_t)h->head_len;
+	if (conn_scan_request_body(c) != FERRY_OK) {
+		conn_error(c, 400, c->req_ck.error ? c->req_ck.error : "malformed chunked body");
+		return;
+	}
+
+	/* a warm connection to the same origin skips DNS and the handshake */
+	int fd = upstream_pool_get(&w->pool, c->host, t.host.len, c->port);
+	if (fd >= 0) {
+		c->ufd = fd;
+		c->reused = 1;
+		if (loop_add(w->loop, fd, LOOP_READ | LOOP_WRITE, conn_on_upstream, c) != FERRY_OK) {
+			close(fd);
+			c->ufd = -1;
+			conn_error(c, 500, "event loop failure");
+			return;
+		}
+		c->uev = LOOP_READ | LOOP_WRITE;
+		c->uwr = 1;
+		c->state = CS_HTTP;
+		conn_set_timer(c, w->tl_upstream_idle);
+		return;
+	}
+	conn_start_connect(c);
+}
+
+static int conn_step_head(struct conn *c)
+{
+	struct worker *w = c->w;
+	int progress = 0;
+
+	for (;;) {
+		if (c->cin && buf_len(c->cin) > 0) {
+			struct http_head h;
+			memset(&h, 0, sizeof(h));
+			h.fields = w->fields;
+			if (!c->got_bytes) {
+				c->got_bytes = 1;
+				conn_set_timer(c, w->tl_request_header);
+			}
+			int r = http_parse_request(buf_pos(c->cin), buf_len(c->cin), &c->scanned, &w->limits, &h);
+			if (r == FERRY_OK) {
+				conn_start_request(c, &h);
+				return 1;
+			}
+			if (r == FERRY_ERR) {
+				conn_parse_failed(c, &h);
+				return 1;
+			}
+			/* incomplete: make room for more of the head (up to the limit, which the
+			 * parser enforces) */
+			if (buf_room(c->cin) == 0) {
+				if (c->cin->start > 0) {
+					buf_compact(c->cin);
+				} else {
+					uint32_t cap = c->cin->cap * 2;
+					uint32_t lim = c->w->cfg->request_header_size + 1;
+					if (cap > lim)
+						cap = lim;
+					if (cap <= c->cin->cap || buf_grow(&w->bufs, &c->cin, cap) != FERRY_OK) {
+						conn_error(c, 431, "request head too large");
+						return 1;
+					}
+				}
+			}
+		}
+		if (!c->crd)
+			return progress;
+		ssize_t r = conn_read(c, c->fd, &c->cin, &c->crd);
+		if (r == FERRY_AGAIN) {
+			conn_release_if_empty(c, &c->cin);
+			return progress;
+		}
+		if (r == 0 || r == FERRY_ERR) {
+			/* the client went away between or during heads: nobody to answer */
+			conn_close(c, 0);
+			return -1;
+		}
+		progress = 1;
+	}
+}
+
+/* ---- DNS and connect ---- */
+
+static void conn_connect_next(struct conn *c);
+
+static void conn_on_resolved(void *arg, int status, const struct dns_result *res)
+{
+	struct conn *c = arg;
+	c->cx->query = NULL;
+	if (status != FERRY_OK) {
+		char msg[320];
+		snprintf(msg, sizeof(msg), "%s %s", res->error ? res->error : "cannot resolve", c->host);
+		conn_error(c, 502, msg);
+		conn_run(c);
+		return;
+	}
+	c->cx->res = *res;
+	c->cx->next = 0;
+	conn_connect_next(c);
+	conn_run(c);
+}
+
+static void conn_start_connect(struct conn *c)
+{
+	struct worker *w = c->w;
+	c->cx = calloc(1, sizeof(*c->cx));
+	if (c->cx == NULL) {
+		conn_error(c, 500, "out of memory");
+		return;
+	}
+	c->state = CS_RESOLVE;
+	conn_set_timer(c, w->tl_connect);
+	int r = dns_resolve(w->dns, c->host, c->port, conn_on_resolved, c, &c->cx->res, &c->cx->query);
+	if (r == FERRY_AGAIN)
+		return;
+	if (r == FERRY_ERR) {
+		char msg[320];
+		snprintf(msg, sizeof(msg), "%s %s", c->cx->res.error ? c->cx->res.error : "cannot resolve", c->host);
+		conn_error(c, 502, msg);
+		return;
+	}
+	c->cx->next = 0;
+	conn_connect_next(c);
+}
+
+/* Try the next resolved address; on running out, answer with what went wrong. */
+static void conn_connect_next(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn_connect *cx = c->cx;
+	if (c->ufd >= 0) {
+		loop_del(w->loop, c->ufd);
+		close(c->ufd);
+		c->ufd = -1;
+	}
+	while (cx->next < cx->res.naddrs) {
+		int i = cx->next++;
+		const struct sockaddr *sa = (const struct sockaddr *)&cx->res.addrs[i];
+		if (cidr_list_match(&w->cfg->block_destinations, sa)) {
+			cx->blocked++;
+			continue;
+		}
+		int fd = upstream_connect(sa, cx->res.addrlens[i]);
+		if (fd < 0) {
+			cx->last_errno = errno;
+			continue;
+		}
+		if (loop_add(w->loop, fd, LOOP_WRITE, conn_on_upstream, c) != FERRY_OK) {
+			cx->last_errno = errno;
+			close(fd);
+			continue;
+		}
+		c->ufd = fd;
+		c->uev = LOOP_WRITE;
+		c->state = CS_CONNECT;
+		conn_set_timer(c, w->tl_connect);
+		return;
+	}
+	char msg[400];
+	int status = 502;
+	if (cx->blocked == cx->res.naddrs) {
+		status = 403;
+		snprintf(msg, sizeof(msg), "destination %s is blocked by block_destinations", c->host);
+	} else if (cx->last_errno == ETIMEDOUT) {
+		status = 504;
+		snprintf(msg, sizeof(msg), "connection to %s timed out", c->host);
+	} else {
+		snprintf(msg, sizeof(msg), "cannot connect to %s port %u: %s", c->host, (unsigned)c->port,
+			 strerror(cx->last_errno ? cx->last_errno : ECONNREFUSED));
+	}
+	conn_error(c, status, msg);
+}
+
+/* The non-blocking connect finished (or failed). */
+static void conn_connected(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (upstream_connect_result(c->ufd) != FERRY_OK) {
+		c->cx->last_errno = errno;
+		conn_connect_next(c);
+		return;
+	}
+	conn_free_connect(c);
+	c->uwr = 1;
+	if (c->is_connect) {
+		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+		if (conn_buf(c, &c->cout) == NULL) {
+			conn_error(c, 500, "out of memory");
+			return;
+		}
+		memcpy(c->cout->data + c->cout->end, ok, sizeof(ok) - 1);
+		c->cout->end += sizeof(ok) - 1;
+		c->resp_head_sent = 1;
+		c->state = CS_TUNNEL;
+		conn_set_events(c, 1, LOOP_READ);
+		c->urd = 0;
+		conn_set_timer(c, w->tl_tunnel_idle);
+		return;
+	}
+	c->state = CS_HTTP;
+	conn_set_timer(c, w->tl_upstream_idle);
+}
+
+/* ---- errors ---- */
+
+/* Answer the client with an error, unless a response is already on its way (then abort). */
+static void conn_error(struct conn *c, int status, const char *msg)
+{
+	struct worker *w = c->w;
+	if (status >= 500)
+		log_debug("request to %s failed: %d %s", c->host[0] ? c->host : "-", status, msg);
+	w->stats.errors++;
+	conn_free_connect(c);
+	conn_close_upstream(c);
+	if (c->resp_head_sent) {
+		c->state = CS_ERROR;
+		c->close_after = 1;
+		/* the client has part of a response: a reset is the only honest signal */
+		struct linger lg = { 1, 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		shutdown(c->fd, SHUT_RDWR);
+		buf_put(&w->bufs, c->cout);
+		c->cout = NULL;
+		c->c_shut = 1;
+		conn_set_timer(c, w->tl_linger);
+		return;
+	}
+	if (conn_buf(c, &c->cout) == NULL) {
+		conn_close(c, 1);
+		return;
+	}
+	c->cout->start = 0;
+	c->cout->end = (uint32_t)forward_error_response(status, msg, NULL, c->cout->data, c->cout->cap);
+	w->stats.status_class[status / 100]++;
+	c->resp_head_sent = 1;
+	c->close_after = 1;
+	c->state = CS_ERROR;
+	c->cwr = 1;
+	/* the rest of the request is no longer interesting */
+	if (c->cin)
+		c->cin->start = c->cin->end = 0;
+	conn_set_timer(c, w->tl_linger);
+}
+
+/* CS_ERROR: write the answer, shut down writing, read and drop what the client still sends
+ * (closing with unread input would reset the connection and could destroy the answer before
+ * the client reads it), close at EOF or after LINGER_MS. */
+static int conn_step_error(struct conn *c)
+{
+	int progress = 0;
+	if (c->cout && buf_len(c->cout) > 0 && c->cwr) {
+		ssize_t n = conn_writev(c->fd, c->cout, NULL, 0);
+		if (n < 0) {
+			conn_close(c, 0);
+			return -1;
+		}
+		if (n == 0)
+			c->cwr = 0;
+		else
+			conn_consume(c->cout, NULL, NULL, NULL, (size_t)n), progress = 1;
+	}
+	if (c->cout && buf_len(c->cout) > 0)
+		return progress;
+	if (!c->c_shut) {
+		shutdown(c->fd, SHUT_WR);
+		c->c_shut = 1;
+	}
+	while (c->crd) {
+		char drop[4096];
+		ssize_t r = read(c->fd, drop, sizeof(drop));
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_close(c, 0);
+			return -1;
+		}
+		if (r < 0 && errno == EAGAIN)
+			c->crd = 0;
+	}
+	return progress;
+}
+
+/* ---- response side ---- */
+
+/* A final response head was parsed: choose how it travels and write its head for the client. */
+static int conn_begin_response(struct conn *c, struct http_head *h)
+{
+	struct worker *w = c->w;
+	const struct config *cfg = w->cfg;
+
+	c->resp_body = (uint8_t)h->body;
+	c->resp_left = h->content_length;
+	c->up_reusable = (h->version == 11 && !(h->flags & HTTP_F_CONN_CLOSE)) ||
+			 (h->version == 10 && (h->flags & HTTP_F_CONN_KEEPALIVE));
+	if (h->body == HTTP_BODY_CLOSE) {
+		c->resp_close = 1;
+		c->up_reusable = 0;
+		c->close_after = 1;
+	}
+	enum forward_resp_mode mode = FORWARD_RESP_AS_IS;
+	if (h->body == HTTP_BODY_CHUNKED) {
+		http_chunked_init(&c->resp_ck);
+		if (c->client10) {
+			mode = FORWARD_RESP_DECHUNK;
+			c->resp_dechunk = 1;
+			c->close_after = 1;
+		}
+	}
+	if (!c->req_scanned)
+		c->close_after = 1; /* the origin answered before the body ended: we cannot resync */
+
+	if (conn_buf(c, &c->cout) == NULL)
+		return FERRY_ERR;
+	int keepalive10 = c->client10 && c->keepalive10 && !c->close_after;
+	ssize_t n = forward_response_head(h, mode, c->close_after, keepalive10, 0, cfg->via_name,
+					  c->cout->data + c->cout->end, buf_room(c->cout));
+	if (n < 0) {
+		if (buf_grow(&w->bufs, &c->cout, buf_len(c->cout) + (uint32_t)h->head_len + 1024) != FERRY_OK)
+			return FERRY_ERR;
+		buf_compact(c->cout);
+		n = forward_response_head(h, mode, c->close_after, keepalive10, 0, cfg->via_name,
+					  c->cout->data + c->cout->end, buf_room(c->cout));
+		if (n < 0)
+			return FERRY_ERR;
+	}
+	c->cout->end += (uint32_t)n;
+	c->resp_head_sent = 1;
+	c->resp_state = h->body == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
+	if (h->status / 100 < 6)
+		w->stats.status_class[h->status / 100]++;
+	return FERRY_OK;
+}
+
+/* Relay a 101 head and turn the connection into a tunnel. */
+static int conn_begin_upgrade(struct conn *c, struct http_head *h)
+{
+	if (conn_buf(c, &c->cout) == NULL)
+		return FERRY_ERR;
+	ssize_t n = forward_response_head(h, FORWARD_RESP_AS_IS, 0, 0, 1, c->w->cfg->via_name,
+					  c->cout->data + c->cout->end, buf_room(c->cout));
+	if (n < 0)
+		return FERRY_ERR;
+	c->cout->end += (uint32_t)n;
+	c->resp_head_sent = 1;
+	c->close_after = 1;
+	c->state = CS_TUNNEL;
+	conn_set_timer(c, c->w->tl_tunnel_idle);
+	return FERRY_OK;
+}
+
+/* Parse response heads in uin (1xx first, then the final one). */
+static int conn_parse_response(struct conn *c)
+{
+	struct worker *w = c->w;
+	while (c->resp_state == RS_HEAD && c->uin && buf_len(c->uin) > 0) {
+		struct http_head h;
+		memset(&h, 0, sizeof(h));
+		h.fields = w->fields;
+		int r = http_parse_response(buf_pos(c->uin), buf_len(c->uin), &c->uscanned, &w->limits,
+					    c->is_head, 0, &h);
+		if (r == FERRY_AGAIN) {
+			if (buf_room(c->uin) == 0) {
+				if (c->uin->start > 0) {
+					buf_compact(c->uin);
+				} else {
+					uint32_t lim = w->cfg->request_header_size + 1;
+					uint32_t cap = c->uin->cap * 2 > lim ? lim : c->uin->cap * 2;
+					if (cap <= c->uin->cap || buf_grow(&w->bufs, &c->uin, cap) != FERRY_OK) {
+						conn_error(c, 502, "response head from the origin too large");
+						return FERRY_ERR;
+					}
+				}
+			}
+			return FERRY_OK;
+		}
+		if (r == FERRY_ERR) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "invalid response from the origin: %s", h.error ? h.error : "malformed");
+			conn_error(c, 502, msg);
+			return FERRY_ERR;
+		}
+		c->uscanned = 0;
+		if (h.status == 101) {
+			if (!c->upgrade) {
+				conn_error(c, 502, "origin switched protocols without being asked");
+				return FERRY_ERR;
+			}
+			if (conn_begin_upgrade(c, &h) != FERRY_OK) {
+				conn_error(c, 502, "response head too large");
+				return FERRY_ERR;
+			}
+			c->uin->start += (uint32_t)h.head_len;
+			return FERRY_OK;
+		}
+		if (h.status < 200) {
+			/* interim responses go to HTTP/1.1 clients as they are (minus hop fields) */
+			if (!c->client10) {
+				if (conn_buf(c, &c->cout) == NULL) {
+					conn_error(c, 500, "out of memory");
+					return FERRY_ERR;
+				}
+				ssize_t n = forward_response_head(&h, FORWARD_RESP_AS_IS, 0, 0, 0, w->cfg->via_name,
+								  c->cout->data + c->cout->end, buf_room(c->cout));
+				if (n > 0)
+					c->cout->end += (uint32_t)n;
+			}
+			c->uin->start += (uint32_t)h.head_len;
+			continue;
+		}
+		if (conn_begin_response(c, &h) != FERRY_OK) {
+			conn_error(c, 502, "response head too large");
+			return FERRY_ERR;
+		}
+		c->uin->start += (uint32_t)h.head_len;
+	}
+	return FERRY_OK;
+}
+
+/* Find response body bytes that may go to the client. */
+static int conn_scan_response_body(struct conn *c)
+{
+	if (c->resp_state != RS_BODY || c->uin == NULL)
+		return FERRY_OK;
+	uint32_t len = buf_len(c->uin);
+	if (c->resp_ready == 0 && c->resp_raw > 0) {
+		/* dechunking left framing bytes behind the data already sent: drop them */
+		c->uin->start += c->resp_raw;
+		len -= c->resp_raw;
+		c->resp_raw = 0;
+	}
+	uint32_t avail = len - c->resp_raw;
+	if (avail == 0)
+		return FERRY_OK;
+	switch (c->resp_body) {
+	case HTTP_BODY_CLOSE:
+		c->resp_ready += avail;
+		c->resp_raw += avail;
+		break;
+	case HTTP_BODY_LENGTH: {
+		uint32_t take = c->resp_left < avail ? (uint32_t)c->resp_left : avail;
+		c->resp_ready += take;
+		c->resp_raw += take;
+		c->resp_left -= take;
+		if (c->resp_left == 0)
+			c->resp_state = RS_DONE;
+		break;
+	}
+	case HTTP_BODY_CHUNKED:
+		while (avail > 0 && c->resp_state == RS_BODY) {
+			size_t consumed = 0, doff = 0, dlen = 0;
+			char *base = buf_pos(c->uin) + c->resp_raw;
+			int r = http_chunked_parse(&c->resp_ck, base, avail, &consumed, &doff, &dlen);
+			if (r == FERRY_ERR)
+				return FERRY_ERR;
+			if (c->resp_dechunk) {
+				if (dlen > 0)
+					memmove(buf_pos(c->uin) + c->resp_ready, base + doff, dlen);
+				c->resp_ready += (uint32_t)dlen;
+			} else {
+				c->resp_ready += (uint32_t)consumed;
+			}
+			c->resp_raw += (uint32_t)consumed;
+			avail -= (uint32_t)consumed;
+			if (r == FERRY_OK)
+				c->resp_state = RS_DONE;
+			else if (consumed == 0)
+				break;
+		}
+		break;
+	}
+	return FERRY_OK;
+}
+
+/* The response has been sent in full: pool the origin connection, and either wait for the
+ * next request or close. */
+static int conn_finish_response(struct conn *c)
+{
+	struct worker *w = c->w;
+	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
+	if (c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
+	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping) {
+		loop_del(w->loop, c->ufd);
+		upstream_pool_put(&w->pool, c->ufd, c->host, strlen(c->host), c->port);
+		c->ufd = -1;
+	}
+	conn_close_upstream(c);
+	if (c->close_after || !c->req_scanned || c->req_ready > 0) {
+		conn_close(c, 0);
+		return -1;
+	}
+	conn_reset_request(c);
+	c->state = CS_HEAD;
+	conn_release_if_empty(c, &c->cin);
+	conn_release_if_empty(c, &c->cout);
+	if (c->cin && buf_len(c->cin) > 0) {
+		c->got_bytes = 1;
+		conn_set_timer(c, w->tl_request_header);
+	} else {
+		conn_set_timer(c, w->tl_client_idle);
+	}
+	return 1;
+}
+
+/* The origin went away before a response: retry a safe request once on a fresh connection. */
+static int conn_upstream_lost(struct conn *c, const char *why)
+{
+	if (c->resp_state == RS_HEAD && !c->resp_started && c->reused && !c->retried &&
+	    c->idempotent && c->req_body == HTTP_BODY_NONE && c->uout) {
+		struct buf *uout = c->uout;
+		c->uout = NULL;
+		conn_close_upstream(c);
+		c->uout = uout;
+		c->uout->start = 0; /* the head was built at offset 0: send it again */
+		c->retried = 1;
+		c->reused = 0;
+		conn_start_connect(c);
+		return 1;
+	}
+	if (c->resp_state == RS_HEAD) {
+		conn_error(c, 502, why);
+		return 1;
+	}
+	/* mid-body: the client must see the truncation */
+	conn_close(c, 1);
+	return -1;
+}
+
+static int conn_step_http(struct conn *c)
+{
+	struct worker *w = c->w;
+	int progress = 0;
+
+	/* client -> ferry: more request body */
+	if (c->crd && !c->req_scanned && !c->c_eof) {
+		ssize_t r = conn_read(c, c->fd, &c->cin, &c->crd);
+		if (r > 0) {
+			progress = 1;
+			if (conn_scan_request_body(c) != FERRY_OK) {
+				conn_error(c, 400, c->req_ck.error ? c->req_ck.error : "malformed chunked body");
+				return 1;
+			}
+		} else if (r == 0 || r == FERRY_ERR) {
+			/* the client left in the middle of its body: nothing more can be done */
+			conn_close(c, 1);
+			return -1;
+		}
+	}
+
+	/* ferry -> origin: the head, then the body bytes ready in cin */
+	if (c->uwr && !c->up_wr_failed &&
+	    ((c->uout && buf_len(c->uout) > 0) || c->req_ready > 0)) {
+		ssize_t n = conn_writev(c->ufd, c->uout, c->cin, c->req_ready);
+		if (n < 0) {
+			/* maybe the origin answered early and closed: read what it said */
+			c->up_wr_failed = 1;
+			c->urd = 1;
+			progress = 1;
+		} else if (n == 0) {
+			c->uwr = 0;
+		} else {
+			/* keep the head (uout) until the response starts: a retry resends it */
+			size_t head_left = c->uout ? buf_len(c->uout) : 0;
+			if (head_left > 0) {
+				size_t k = (size_t)n < head_left ? (size_t)n : head_left;
+				c->uout->start += (uint32_t)k;
+				n -= (ssize_t)k;
+			}
+			if (n > 0)
+				conn_consume(NULL, c->cin, &c->req_ready, NULL, (size_t)n);
+			progress = 1;
+			conn_set_timer(c, w->tl_upstream_idle);
+		}
+	}
+
+	/* origin -> ferry */
+	if (c->urd && !c->u_eof && c->resp_state != RS_DONE) {
+		ssize_t r = conn_read(c, c->ufd, &c->uin, &c->urd);
+		if (r > 0) {
+			progress = 1;
+			c->resp_started = 1;
+			conn_set_timer(c, w->tl_upstream_idle);
+		} else if (r == 0 || r == FERRY_ERR) {
+			c->u_eof = 1;
+			progress = 1;
+			if (c->resp_state == RS_BODY && c->resp_body == HTTP_BODY_CLOSE) {
+				c->resp_state = RS_DONE;
+			} else if (c->resp_state == RS_HEAD && c->uin && buf_len(c->uin) > 0) {
+				/* a partial head, then nothing */
+				return conn_upstream_lost(c, "the origin closed the connection in the middle of the response head");
+			} else if (c->resp_state != RS_DONE) {
+				return conn_upstream_lost(c, r == 0 ? "the origin closed the connection without answering"
+								   : "the origin reset the connection");
+			}
+		}
+	}
+	if (c->resp_state == RS_HEAD) {
+		if (conn_parse_response(c) != FERRY_OK)
+			return 1;
+		if (c->state == CS_TUNNEL)
+			return 1;
+	}
+	if (conn_scan_response_body(c) != FERRY_OK) {
+		/* a broken body from the origin: the client already has the head */
+		conn_error(c, 502, "malformed chunked body from the origin");
+		return 1;
+	}
+	if (c->resp_state == RS_BODY && c->u_eof && c->resp_body != HTTP_BODY_CLOSE) {
+		conn_close(c, 1); /* truncated: never end it cleanly */
+		return -1;
+	}
+
+	/* ferry -> client: the head, then body bytes ready in uin */
+	if (c->cwr && ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0)) {
+		ssize_t n = conn_writev(c->fd, c->cout, c->uin, c->resp_ready);
+		if (n < 0) {
+			conn_close(c, 1);
+			return -1;
+		}
+		if (n == 0) {
+			c->cwr = 0;
+		} else {
+			conn_consume(c->cout, c->uin, &c->resp_ready, &c->resp_raw, (size_t)n);
+			progress = 1;
+			conn_set_timer(c, w->tl_upstream_idle);
+		}
+	}
+
+	if (c->resp_state == RS_DONE && (!c->cout || buf_len(c->cout) == 0) && c->resp_ready == 0) {
+		if (c->req_scanned && c->req_ready == 0)
+			return conn_finish_response(c);
+		if (c->close_after) {
+			conn_close(c, 0);
+			return -1;
+		}
+	}
+	conn_release_if_empty(c, &c->uin);
+	return progress;
+}
+
+/* ---- tunnels ---- */
+
+/* Move bytes one way: read src into *b, write *b (after an optional head in pre) to dst. */
+static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, struct buf *pre,
+			   uint8_t *rd, uint8_t *wr, uint8_t *eof, uint8_t *shut, int *progress)
+{
+	if (*rd && !*eof) {
+		ssize_t r = conn_read(c, src, b, rd);
+		if (r > 0) {
+			*progress = 1;
+		} else if (r == 0) {
+			*eof = 1;
+			*progress = 1;
+		} else if (r == FERRY_ERR) {
+			return FERRY_ERR;
+		}
+	}
+	uint32_t blen = *b ? buf_len(*b) : 0;
+	if (*wr && ((pre && buf_len(pre) > 0) || blen > 0)) {
+		ssize_t n = conn_writev(dst, pre, *b, blen);
+		if (n < 0)
+			return FERRY_ERR;
+		if (n == 0) {
+			*wr = 0;
+		} else {
+			uint32_t ready = blen;
+			conn_consume(pre, *b, &ready, NULL, (size_t)n);
+			*progress = 1;
+		}
+	}
+	if ((pre == NULL || buf_len(pre) == 0) && (*b == NULL || buf_len(*b) == 0)) {
+		conn_release_if_empty(c, b);
+		if (*eof && !*shut) {
+			/* half-close: pass the FIN on, keep relaying the other way */
+			shutdown(dst, SHUT_WR);
+			*shut = 1;
+		}
+	}
+	return FERRY_OK;
+}
+
+static int conn_step_tunnel(struct conn *c)
+{
+	int progress = 0;
+	if (conn_tunnel_dir(c, c->fd, c->ufd, &c->cin, c->uout, &c->crd, &c->uwr, &c->c_eof, &c->u_shut, &progress) != FERRY_OK ||
+	    conn_tunnel_dir(c, c->ufd, c->fd, &c->uin, c->cout, &c->urd, &c->cwr, &c->u_eof, &c->c_shut, &progress) != FERRY_OK) {
+		conn_close(c, 1);
+		return -1;
+	}
+	conn_release_if_empty(c, &c->cout);
+	conn_release_if_empty(c, &c->uout);
+	if (c->u_shut && c->c_shut) {
+		conn_close(c, 0);
+		return -1;
+	}
+	if (progress)
+		conn_set_timer(c, c->w->tl_tunnel_idle);
+	return progress;
+}
+
+/* ---- the pump ---- */
+
+/* Register the events this connection needs now and nothing more. */
+static void conn_update_events(struct conn *c)
+{
+	int cev = 0, uev = 0;
+	switch (c->state) {
+	case CS_HEAD:
+		cev = LOOP_READ;
+		break;
+	case CS_RESOLVE:
+		break;
+	case CS_CONNECT:
+		uev = LOOP_WRITE;
+		break;
+	case CS_HTTP:
+		if (!c->req_scanned && !c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0))
+			cev |= LOOP_READ;
+		if ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0)
+			cev |= LOOP_WRITE;
+		if (c->resp_state != RS_DONE && !c->u_eof &&
+		    (!c->uin || buf_room(c->uin) > 0 || c->uin->start > 0))
+			uev |= LOOP_READ;
+		if (!c->up_wr_failed && ((c->uout && buf_len(c->uout) > 0) || c->req_ready > 0))
+			uev |= LOOP_WRITE;
+		break;
+	case CS_TUNNEL:
+		if (!c->c_eof && (!c->cin || buf_len(c->cin) == 0))
+			cev |= LOOP_READ;
+		if ((c->cout && buf_len(c->cout) > 0) || (c->uin && buf_len(c->uin) > 0))
+			cev |= LOOP_WRITE;
+		if (!c->u_eof && (!c->uin || buf_len(c->uin) == 0))
+			uev |= LOOP_READ;
+		if ((c->uout && buf_len(c->uout) > 0) || (c->cin && buf_len(c->cin) > 0))
+			uev |= LOOP_WRITE;
+		break;
+	case CS_ERROR:
+		if (c->cout && buf_len(c->cout) > 0)
+			cev = LOOP_WRITE;
+		else
+			cev = LOOP_READ;
+		break;
+	}
+	/* a readiness bit still set means work is known to be pending: the pump handles it */
+	if (c->cwr)
+		cev &= ~LOOP_WRITE;
+	if (c->uwr)
+		uev &= ~LOOP_WRITE;
+	conn_set_events(c, 0, cev);
+	conn_set_events(c, 1, uev);
+}
+
+static void conn_run(struct conn *c)
+{
+	for (int round = 0; round < 64; round++) {
+		int r = 0;
+		switch (c->state) {
+		case CS_HEAD:
+			r = conn_step_head(c);
+			break;
+		case CS_HTTP:
+			r = conn_step_http(c);
+			break;
+		case CS_TUNNEL:
+			r = conn_step_tunnel(c);
+			break;
+		case CS_ERROR:
+			r = conn_step_error(c);
+			break;
+		default:
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			return; /* freed */
+		if (r == 0)
+			break;
+	}
+	conn_update_events(c);
+}
+
+static void conn_on_client(struct loop *loop, int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+	if (events & (LOOP_READ | LOOP_HUP))
+		c->crd = 1;
+	if (events & (LOOP_WRITE | LOOP_HUP))
+		c->cwr = 1;
+	conn_run(c);
+}
+
+static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+	if (c->state == CS_CONNECT) {
+		conn_connected(c);
+	} else {
+		if (events & (LOOP_READ | LOOP_HUP))
+			c->urd = 1;
+		if (events & (LOOP_WRITE | LOOP_HUP))
+			c->uwr = 1;
+	}
+	conn_run(c);
+}
+
+static void conn_on_timer(struct loop *loop, struct timer *t)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+	switch (c->state) {
+	case CS_HEAD:
+		if (c->got_bytes || (c->cin && buf_len(c->cin) > 0))
+			conn_error(c, 408, "timed out waiting for the request head");
+		else {
+			conn_close(c, 0);
+			return;
+		}
+		break;
+	case CS_RESOLVE:
+		conn_error(c, 504, "timed out resolving the host name");
+		break;
+	case CS_CONNECT:
+		c->cx->last_errno = ETIMEDOUT;
+		conn_connect_next(c);
+		break;
+	case CS_HTTP:
+		if (c->resp_head_sent) {
+			conn_close(c, 1);
+			return;
+		}
+		conn_error(c, 504, "timed out waiting for the origin");
+		break;
+	case CS_TUNNEL:
+	case CS_ERROR:
+		conn_close(c, 0);
+		return;
+	}
+	conn_run(c);
+}
+
+void conn_accept(struct worker *w, const struct worker_handoff *h)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(h->fd);
+		worker_conn_closed(w);
+		return;
+	}
+	c->w = w;
+	c->fd = h->fd;
+	c->ufd = -1;
+	c->peer = h->peer;
+	timer_init(&c->timer, conn_on_timer);
+	conn_reset_request(c);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->stats.accepted++;
+	if (loop_add(w->loop, c->fd, LOOP_READ, conn_on_client, c) != FERRY_OK) {
+		log_error("loop_add client fd %d: %s", c->fd, strerror(errno));
+		conn_close(c, 1);
+		return;
+	}
+	c->cev = LOOP_READ;
+	c->cwr = 1;
+	/* responses go out in pieces (head, body chunks): Nagle plus the client's delayed ACK
+	 * would hold the last piece back for 40 ms */
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (h->denied) {
+		conn_error(c, 403, "client address not allowed");
+		conn_run(c);
+		return;
+	}
+	c->state = CS_HEAD;
+	conn_set_timer(c, w->tl_request_header);
+	c->got_bytes = 0;
+	/* most clients send the request right after connecting: try at once */
+	c->crd = 1;
+	conn_run(c);
+}
+
+void conn_drain_idle(struct worker *w)
+{
+	struct conn *c = w->conns;
+	while (c) {
+		struct conn *next = c->next;
+		if (c->state == CS_HEAD && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0))
+			conn_close(c, 0);
+		else
+			c->close_after = 1;
+		c = next;
+	}
+}
+
+void conn_close_all(struct worker *w)
+{
+	while (w->conns)
+		conn_close(w->conns, 0);
+}

@@ -1,0 +1,44 @@
+/* forward.h - rewriting heads on their way through: the request to the origin in
+ * origin-form, the response back to the client, hop-by-hop fields removed, Via added.
+ * One pass from the parsed head into the output buffer; no allocation. */
+#ifndef FERRY_FORWARD_H
+#define FERRY_FORWARD_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "http_parse.h"
+
+/* Is field name n hop-by-hop for this message: one of the fixed hop-by-hop fields
+ * (Connection, Proxy-Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-Authorization,
+ * Proxy-Authenticate for requests only) or named in a Connection field of h? */
+int forward_is_hop_field(const struct http_head *h, struct http_slice n);
+
+/* Write the request head for the origin into out[0..cap): "METHOD PATH HTTP/1.1", Host from
+ * the target, the client's end-to-end fields, "Via: 1.1 via_name". upgrade: keep Upgrade
+ * and send "Connection: upgrade". Returns the length, or -1 when cap is too small. */
+ssize_t forward_request_head(const struct http_head *h, const struct http_target *t,
+			     const char *via_name, int upgrade, char *out, size_t cap);
+
+/* How the response body travels to the client. */
+enum forward_resp_mode {
+	FORWARD_RESP_AS_IS = 0, /* framing kept (Content-Length, chunked, none) */
+	FORWARD_RESP_DECHUNK,   /* chunked decoded, close-delimited (HTTP/1.0 client) */
+};
+
+/* Write the response head for the client. client_close: ferry will close the client
+ * connection after this response ("Connection: close"); keepalive_10: the client is HTTP/1.0
+ * with keep-alive ("Connection: keep-alive"); upgrade: a 101 whose Upgrade and
+ * "Connection: upgrade" are kept. Returns the length, or -1 when cap is too small. */
+ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode mode,
+			      int client_close, int keepalive_10, int upgrade,
+			      const char *via_name, char *out, size_t cap);
+
+/* A complete error response: status, reason phrase, a text/plain body "ferry: MSG\n",
+ * Connection: close. Returns the length (truncating msg to fit cap). */
+size_t forward_error_response(int status, const char *msg, const char *extra_headers, char *out,
+			      size_t cap);
+/* The reason phrase ferry uses for status. */
+const char *forward_reason(int status);
+
+#endif

@@ -1,0 +1,200 @@
+/* upstream.c - non-blocking connects and the idle keep-alive pool.
+ *
+ * The pool is per worker (no locks): a small chained hash table keyed by (host, port), plus a
+ * list in age order so the oldest connection is evicted when the pool is full. An idle
+ * connection is watched for readability: an origin that closes it, or sends bytes nobody
+ * asked for, makes it unusable, and it is dropped at once rather than handed to a request. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "status.h"
+#include "upstream.h"
+
+struct upstream_idle {
+	struct timer timer;          /* first: the timer callback casts back */
+	struct upstream_pool *pool;
+	struct upstream_idle *hnext;  /* bucket chain */
+	struct upstream_idle *older, *newer; /* age list */
+	int fd;
+	uint16_t port;
+	uint16_t hostlen;
+	char host[];
+};
+
+int upstream_connect(const struct sockaddr *addr, socklen_t addrlen)
+{
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	/* requests and responses are written whole; Nagle would only add latency */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+int upstream_connect_result(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return FERRY_ERR;
+	if (err != 0) {
+		errno = err;
+		return FERRY_ERR;
+	}
+	return FERRY_OK;
+}
+
+static size_t pool_hash(const char *host, size_t hostlen, uint16_t port, size_t nbuckets)
+{
+	uint64_t h = 1469598103934665603ULL ^ port; /* FNV-1a */
+	for (size_t i = 0; i < hostlen; i++) {
+		unsigned char c = (unsigned char)host[i];
+		if (c >= 'A' && c <= 'Z')
+			c += 32;
+		h = (h ^ c) * 1099511628211ULL;
+	}
+	return (size_t)(h % nbuckets);
+}
+
+static int host_eq(const char *a, const char *b, size_t len)
+{
+	return strncasecmp(a, b, len) == 0;
+}
+
+/* Take e out of the bucket chain, the age list and the loop; the caller closes or reuses fd. */
+static void pool_unlink(struct upstream_pool *p, struct upstream_idle *e)
+{
+	struct upstream_idle **pp = &p->buckets[pool_hash(e->host, e->hostlen, e->port, p->nbuckets)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		p->lru_head = e->newer;
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		p->lru_tail = e->older;
+	timer_disarm(&e->timer);
+	loop_del(p->loop, e->fd);
+	p->count--;
+}
+
+static void pool_drop(struct upstream_pool *p, struct upstream_idle *e)
+{
+	pool_unlink(p, e);
+	close(e->fd);
+	free(e);
+}
+
+static void pool_on_timer(struct loop *loop, struct timer *t)
+{
+	struct upstream_idle *e = (struct upstream_idle *)t;
+	pool_drop(e->pool, e);
+}
+
+static void pool_on_io(struct loop *loop, int fd, int events, void *arg)
+{
+	/* an idle connection has nothing to say: EOF, an error or stray bytes all end it */
+	struct upstream_idle *e = arg;
+	pool_drop(e->pool, e);
+}
+
+int upstream_pool_init(struct upstream_pool *p, struct loop *loop, unsigned pool_idle_ms, size_t max)
+{
+	memset(p, 0, sizeof(*p));
+	p->loop = loop;
+	p->max = max;
+	p->nbuckets = 256;
+	p->buckets = calloc(p->nbuckets, sizeof(*p->buckets));
+	if (p->buckets == NULL)
+		return FERRY_ERR;
+	p->timers = loop_timer_list(loop, pool_idle_ms);
+	if (p->timers == NULL) {
+		free(p->buckets);
+		return FERRY_ERR;
+	}
+	return FERRY_OK;
+}
+
+void upstream_pool_destroy(struct upstream_pool *p)
+{
+	while (p->lru_head != NULL)
+		pool_drop(p, p->lru_head);
+	free(p->buckets);
+	p->buckets = NULL;
+}
+
+int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port)
+{
+	struct upstream_idle *best = NULL;
+	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)]; e; e = e->hnext) {
+		if (e->port == port && e->hostlen == hostlen && host_eq(e->host, host, hostlen)) {
+			/* the chain is newest first: the first match is the warmest connection */
+			best = e;
+			break;
+		}
+	}
+	if (best == NULL) {
+		p->misses++;
+		return -1;
+	}
+	p->hits++;
+	int fd = best->fd;
+	pool_unlink(p, best);
+	free(best);
+	return fd;
+}
+
+void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port)
+{
+	if (p->max == 0 || hostlen >= UPSTREAM_HOST_MAX) {
+		close(fd);
+		return;
+	}
+	if (p->count >= p->max)
+		pool_drop(p, p->lru_head);
+	struct upstream_idle *e = malloc(sizeof(*e) + hostlen);
+	if (e == NULL) {
+		close(fd);
+		return;
+	}
+	memset(e, 0, sizeof(*e));
+	timer_init(&e->timer, pool_on_timer);
+	e->pool = p;
+	e->fd = fd;
+	e->port = port;
+	e->hostlen = (uint16_t)hostlen;
+	memcpy(e->host, host, hostlen);
+	if (loop_add(p->loop, fd, LOOP_READ, pool_on_io, e) != FERRY_OK) {
+		close(fd);
+		free(e);
+		return;
+	}
+	size_t b = pool_hash(host, hostlen, port, p->nbuckets);
+	e->hnext = p->buckets[b];
+	p->buckets[b] = e;
+	/* append as newest */
+	e->older = p->lru_tail;
+	if (p->lru_tail)
+		p->lru_tail->newer = e;
+	else
+		p->lru_head = e;
+	p->lru_tail = e;
+	p->count++;
+	timer_arm(p->loop, &e->timer, p->timers);
+}

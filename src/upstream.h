@@ -1,0 +1,44 @@
+/* upstream.h - connections to origins: non-blocking connect, and the per-worker pool of idle
+ * keep-alive connections keyed by (host, port). */
+#ifndef FERRY_UPSTREAM_H
+#define FERRY_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+/* Start a non-blocking connect to addr. Returns the fd (connect in progress or done) or -1
+ * with errno set. The fd is close-on-exec with TCP_NODELAY. */
+int upstream_connect(const struct sockaddr *addr, socklen_t addrlen);
+/* After the fd became writable: FERRY_OK when connected, else FERRY_ERR with errno set. */
+int upstream_connect_result(int fd);
+
+#define UPSTREAM_HOST_MAX 256
+
+struct upstream_idle;
+
+struct upstream_pool {
+	struct loop *loop;
+	struct timer_list *timers;  /* pool_idle */
+	struct upstream_idle **buckets;
+	size_t nbuckets;
+	size_t count, max;          /* idle connections held, and the bound */
+	struct upstream_idle *lru_head, *lru_tail; /* private: oldest first, for eviction */
+	uint64_t hits, misses;
+};
+
+/* max: idle connections kept per worker. FERRY_OK or FERRY_ERR. */
+int upstream_pool_init(struct upstream_pool *p, struct loop *loop, unsigned pool_idle_ms, size_t max);
+/* Closes every idle connection. */
+void upstream_pool_destroy(struct upstream_pool *p);
+/* An idle connection to (host, port), most recently used first, or -1. The fd is no longer
+ * watched by the pool: the caller owns it. */
+int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port);
+/* Hand an idle connection (response complete, nothing pending) to the pool; the pool watches
+ * it and closes it when the origin closes or sends anything, at pool_idle, or to make room.
+ * The caller must have loop_del'ed it. */
+void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port);
+
+#endif

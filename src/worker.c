@@ -1,0 +1,227 @@
+/* worker.c - one worker thread: owns a loop, its connections, timers, DNS channel, upstream
+ * pool and buffer pool. The only shared state is the inbox (a mutex-protected array the
+ * acceptor appends to) and two atomics (the stop request and the connection count). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "dns.h"
+#include "log.h"
+#include "status.h"
+#include "worker.h"
+
+#define DNS_CACHE_SIZE 4096
+#define POOL_MAX 1024
+
+static void worker_on_wake(struct loop *loop, int fd, int events, void *arg);
+
+static void worker_on_stop_timer(struct loop *loop, struct timer *t)
+{
+	struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, stop_timer));
+	log_info("worker %d: shutdown timeout, closing %d connections", w->id, atomic_load(&w->nconns));
+	conn_close_all(w);
+}
+
+int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, char *err, size_t errlen)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->cfg = cfg;
+	w->wake_fd = -1;
+	w->accept_wake_fd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	atomic_init(&w->stop, 0);
+	atomic_init(&w->nconns, 0);
+
+	enum loop_backend be = cfg->multiplexer == CONFIG_MUX_POLL ? LOOP_BACKEND_POLL
+			       : cfg->multiplexer == CONFIG_MUX_EPOLL ? LOOP_BACKEND_EPOLL
+			       : LOOP_BACKEND_AUTO;
+	w->loop = loop_create(be, maxfds, err, errlen);
+	if (w->loop == NULL)
+		goto fail;
+	w->tl_request_header = loop_timer_list(w->loop, cfg->request_header_ms);
+	w->tl_client_idle = loop_timer_list(w->loop, cfg->client_idle_ms);
+	w->tl_connect = loop_timer_list(w->loop, cfg->connect_ms);
+	w->tl_upstream_idle = loop_timer_list(w->loop, cfg->upstream_idle_ms);
+	w->tl_tunnel_idle = loop_timer_list(w->loop, cfg->tunnel_idle_ms);
+	w->tl_linger = loop_timer_list(w->loop, 2000);
+	if (!w->tl_request_header || !w->tl_client_idle || !w->tl_connect || !w->tl_upstream_idle ||
+	    !w->tl_tunnel_idle || !w->tl_linger) {
+		snprintf(err, errlen, "too many timer lists");
+		goto fail;
+	}
+	timer_init(&w->stop_timer, worker_on_stop_timer);
+	buf_pool_init(&w->bufs, 256);
+	if (upstream_pool_init(&w->pool, w->loop, cfg->pool_idle_ms, POOL_MAX) != FERRY_OK) {
+		snprintf(err, errlen, "upstream pool: out of memory");
+		goto fail;
+	}
+	w->dns = dns_create(w->loop, cfg->dns_ms, DNS_CACHE_SIZE, err, errlen);
+	if (w->dns == NULL)
+		goto fail;
+	w->fields = calloc(cfg->header_fields, sizeof(*w->fields));
+	if (w->fields == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	w->limits.request_line = cfg->request_line;
+	w->limits.head_size = cfg->request_header_size;
+	w->limits.max_fields = cfg->header_fields;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (loop_add(w->loop, w->wake_fd, LOOP_READ, worker_on_wake, w) != FERRY_OK) {
+		snprintf(err, errlen, "loop_add: %s", strerror(errno));
+		goto fail;
+	}
+	return FERRY_OK;
+fail:
+	worker_destroy(w);
+	return FERRY_ERR;
+}
+
+/* Take every queued client: swap the inbox out under the lock, then work without it. */
+static void worker_on_wake(struct loop *loop, int fd, int events, void *arg)
+{
+	struct worker *w = arg;
+	uint64_t v;
+	if (read(w->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_error("worker %d: read eventfd: %s", w->id, strerror(errno));
+
+	for (;;) {
+		struct worker_handoff batch[64];
+		size_t n = 0;
+		pthread_mutex_lock(&w->lock);
+		n = w->inbox_len < 64 ? w->inbox_len : 64;
+		memcpy(batch, w->inbox, n * sizeof(*batch));
+		memmove(w->inbox, w->inbox + n, (w->inbox_len - n) * sizeof(*batch));
+		w->inbox_len -= n;
+		pthread_mutex_unlock(&w->lock);
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < n; i++)
+			conn_accept(w, &batch[i]);
+	}
+
+	int stop = atomic_load(&w->stop);
+	if (stop == 2) {
+		conn_close_all(w);
+		w->stopping = 1;
+	} else if (stop == 1 && !w->stopping) {
+		w->stopping = 1;
+		conn_drain_idle(w);
+		if (atomic_load(&w->nconns) > 0) {
+			struct timer_list *tl = loop_timer_list(w->loop, w->cfg->shutdown_ms);
+			if (tl)
+				timer_arm(w->loop, &w->stop_timer, tl);
+			else
+				conn_close_all(w);
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	while (!(w->stopping && atomic_load(&w->nconns) == 0)) {
+		int timeout = dns_next_timeout(w->dns);
+		if (loop_run_once(w->loop, timeout) == FERRY_ERR) {
+			log_error("worker %d: event loop: %s", w->id, strerror(errno));
+			break;
+		}
+		dns_process_timeouts(w->dns);
+	}
+	conn_close_all(w);
+	atomic_store(&w->exited, 1);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	int e = pthread_create(&w->thread, NULL, worker_main, w);
+	if (e != 0) {
+		errno = e;
+		return FERRY_ERR;
+	}
+	return FERRY_OK;
+}
+
+int worker_handoff(struct worker *w, const struct worker_handoff *h)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->inbox_len == w->inbox_cap) {
+		size_t cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
+		struct worker_handoff *n = realloc(w->inbox, cap * sizeof(*n));
+		if (n == NULL) {
+			pthread_mutex_unlock(&w->lock);
+			return FERRY_ERR;
+		}
+		w->inbox = n;
+		w->inbox_cap = cap;
+	}
+	int was_empty = w->inbox_len == 0;
+	w->inbox[w->inbox_len++] = *h;
+	pthread_mutex_unlock(&w->lock);
+	atomic_fetch_add(&w->nconns, 1);
+	/* one wake-up per batch: a worker that has not drained its inbox yet will see this one */
+	if (was_empty) {
+		uint64_t one = 1;
+		if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error("worker %d: write eventfd: %s", w->id, strerror(errno));
+	}
+	return FERRY_OK;
+}
+
+void worker_request_stop(struct worker *w, int now)
+{
+	atomic_store(&w->stop, now ? 2 : 1);
+	uint64_t one = 1;
+	if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("worker %d: write eventfd: %s", w->id, strerror(errno));
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_conn_closed(struct worker *w)
+{
+	atomic_fetch_sub(&w->nconns, 1);
+	if (w->paused && atomic_load(w->paused) && w->accept_wake_fd >= 0) {
+		uint64_t one = 1;
+		if (write(w->accept_wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error("worker %d: write eventfd: %s", w->id, strerror(errno));
+	}
+}
+
+void worker_destroy(struct worker *w)
+{
+	if (w->loop) {
+		conn_close_all(w);
+		if (w->dns)
+			dns_destroy(w->dns);
+		upstream_pool_destroy(&w->pool);
+		buf_pool_destroy(&w->bufs);
+		if (w->wake_fd >= 0)
+			loop_del(w->loop, w->wake_fd);
+		loop_destroy(w->loop);
+	}
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	/* clients still queued were never served */
+	for (size_t i = 0; i < w->inbox_len; i++)
+		close(w->inbox[i].fd);
+	free(w->inbox);
+	free(w->fields);
+	pthread_mutex_destroy(&w->lock);
+	memset(w, 0, sizeof(*w));
+	w->wake_fd = -1;
+}

@@ -1,0 +1,77 @@
+/* worker.h - one worker thread: an event loop and everything it owns (connections, timers,
+ * the upstream pool, a DNS channel, a buffer pool). The acceptor hands it client sockets
+ * through its inbox and wake-up eventfd; nothing on the request path is locked. */
+#ifndef FERRY_WORKER_H
+#define FERRY_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "config.h"
+#include "http_parse.h"
+#include "loop.h"
+#include "upstream.h"
+
+struct dns;
+struct conn;
+
+struct worker_handoff {
+	int fd;
+	int denied;   /* the acceptor's ACL refused this client: answer 403 and close */
+	struct sockaddr_storage peer;
+};
+
+struct worker_stats {
+	uint64_t accepted, requests, tunnels, errors;
+	uint64_t status_class[6]; /* 1xx..5xx by index 1..5 */
+};
+
+struct worker {
+	int id;
+	pthread_t thread;
+	const struct config *cfg;
+	struct loop *loop;
+	struct dns *dns;
+	struct buf_pool bufs;
+	struct upstream_pool pool;
+
+	/* timer lists, one per kind of deadline */
+	struct timer_list *tl_request_header, *tl_client_idle, *tl_connect, *tl_upstream_idle,
+		*tl_tunnel_idle, *tl_linger;
+
+	/* hand-off from the acceptor */
+	int wake_fd; /* eventfd */
+	pthread_mutex_t lock;
+	struct worker_handoff *inbox;
+	size_t inbox_len, inbox_cap;
+	atomic_int stop;     /* 1: graceful stop requested, 2: stop now */
+	atomic_int nconns;   /* read by the acceptor to pick the least loaded worker */
+	atomic_int exited;   /* the thread has left its loop */
+	atomic_int *paused;  /* the acceptor's backpressure flag (shared) */
+	int accept_wake_fd;  /* written when a slot frees while the acceptor is paused */
+
+	struct conn *conns;  /* every client connection of this worker (for shutdown) */
+	struct http_field *fields; /* scratch for head parsing: cfg->header_fields entries */
+	struct http_limits limits;
+	int stopping;
+	struct timer stop_timer;
+	struct worker_stats stats;
+};
+
+/* Create the worker's loop and resources (not the thread). FERRY_OK or FERRY_ERR with err. */
+int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, char *err, size_t errlen);
+int worker_start(struct worker *w);
+/* Queue a client for the worker; wakes it when its inbox was empty. FERRY_ERR when out of memory
+ * (the caller closes the fd). */
+int worker_handoff(struct worker *w, const struct worker_handoff *h);
+/* Ask the worker to stop: graceful (finish what is in flight, up to cfg->shutdown_ms) or now. */
+void worker_request_stop(struct worker *w, int now);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+/* Called by a connection when it ends (keeps nconns and backpressure right). */
+void worker_conn_closed(struct worker *w);
+
+#endif

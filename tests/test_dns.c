@@ -1,0 +1,592 @@
+/* test_dns.c - dns: literals, /etc/hosts names through c-ares on the real loop, the cache,
+ * cancellation, destruction with queries pending, failures and the per-query deadline.
+ *
+ * No DNS server is assumed reachable: names come from /etc/hosts ("localhost") or from a
+ * private hosts file named by CARES_HOSTS; a name that does not exist may fail in any way.
+ * Tests that touch the loop run once per backend (the loop index is the backend). */
+#include <arpa/inet.h>
+#include <check.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "loop.h"
+#include "status.h"
+
+#define HANG_GUARD_MS 10000 /* only so that a bug fails the test instead of hanging it */
+
+static const char test_hosts[] =
+	"192.0.2.1 dual.test\n"
+	"2001:db8::1 dual.test\n"
+	"192.0.2.2 dual.test\n"
+	"2001:db8::2 dual.test\n"
+	"192.0.2.3 dual.test\n"
+	"192.0.2.1 dual.test\n" /* a duplicate, to be dropped */
+	"10.0.0.1 many.test\n10.0.0.2 many.test\n10.0.0.3 many.test\n10.0.0.4 many.test\n"
+	"10.0.0.5 many.test\n10.0.0.6 many.test\n10.0.0.7 many.test\n10.0.0.8 many.test\n"
+	"10.0.0.9 many.test\n10.0.0.10 many.test\n"
+	"198.51.100.1 a.test\n198.51.100.2 b.test\n198.51.100.3 c.test\n";
+
+static struct loop *lp;
+static struct dns *dn;
+static char hosts_path[64];
+
+struct rec {
+	int calls;
+	int status;
+	struct dns_result res;
+};
+
+static void rec_cb(void *arg, int status, const struct dns_result *res)
+{
+	struct rec *r = arg;
+
+	r->calls++;
+	r->status = status;
+	r->res = *res;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* What a worker does: bound the wait by c-ares' timers, poll, then let c-ares time out. */
+static void spin_once(int process_timeouts)
+{
+	int t = dns_next_timeout(dn);
+
+	if (t < 0 || t > 20)
+		t = 20;
+	ck_assert_int_ge(loop_run_once(lp, t), 0);
+	if (process_timeouts)
+		dns_process_timeouts(dn);
+}
+
+static void spin_until_called(const struct rec *r, int process_timeouts)
+{
+	uint64_t start = now_ms();
+
+	while (!r->calls) {
+		spin_once(process_timeouts);
+		ck_assert_msg(now_ms() - start < HANG_GUARD_MS, "callback never came");
+	}
+}
+
+/* Until c-ares holds nothing any more. */
+static void spin_until_idle(void)
+{
+	uint64_t start = now_ms();
+
+	while (dns_next_timeout(dn) >= 0) {
+		spin_once(1);
+		ck_assert_msg(now_ms() - start < HANG_GUARD_MS, "c-ares never finished");
+	}
+}
+
+static void spin_rounds(int n)
+{
+	for (int i = 0; i < n; i++)
+		spin_once(1);
+}
+
+static void env_up(int backend, unsigned timeout_ms, size_t cache_size, int maxfds,
+		   int private_hosts)
+{
+	char err[256] = "";
+	int fd;
+
+	unsetenv("CARES_HOSTS");
+	hosts_path[0] = '\0';
+	if (private_hosts) {
+		strcpy(hosts_path, "/tmp/test_dns_hosts.XXXXXX");
+		fd = mkstemp(hosts_path);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, test_hosts, sizeof(test_hosts) - 1),
+				 (ssize_t)(sizeof(test_hosts) - 1));
+		close(fd);
+		setenv("CARES_HOSTS", hosts_path, 1);
+	}
+	lp = loop_create((enum loop_backend)backend, maxfds, err, sizeof(err));
+	ck_assert_msg(lp != NULL, "loop_create: %s", err);
+	dn = dns_create(lp, timeout_ms, cache_size, err, sizeof(err));
+	ck_assert_msg(dn != NULL, "dns_create: %s", err);
+}
+
+static void env_down(void)
+{
+	dns_destroy(dn);
+	loop_destroy(lp);
+	dn = NULL;
+	lp = NULL;
+	if (hosts_path[0])
+		unlink(hosts_path);
+	unsetenv("CARES_HOSTS");
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return 0;
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET6 ?
+		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	return inet_ntop(ss->ss_family, a, buf, (socklen_t)len);
+}
+
+static void assert_ports(const struct dns_result *res, uint16_t port)
+{
+	for (int i = 0; i < res->naddrs; i++) {
+		ck_assert_int_eq(port_of(&res->addrs[i]), port);
+		ck_assert_uint_eq(res->addrlens[i], res->addrs[i].ss_family == AF_INET6 ?
+				  sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	}
+}
+
+/* Resolve a name that must go to c-ares, wait for the answer, check it succeeded. */
+static void resolve_async_ok(const char *host, uint16_t port, struct dns_result *out)
+{
+	struct dns_result now;
+	struct dns_query *q = NULL;
+	struct rec r = { 0 };
+
+	ck_assert_int_eq(dns_resolve(dn, host, port, rec_cb, &r, &now, &q), FERRY_AGAIN);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_int_eq(r.calls, 0); /* never from inside dns_resolve */
+	spin_until_called(&r, 1);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_msg(r.status == FERRY_OK, "%s: %s", host, r.res.error ? r.res.error : "?");
+	ck_assert_int_ge(r.res.naddrs, 1);
+	ck_assert_int_le(r.res.naddrs, DNS_MAX_ADDRS);
+	assert_ports(&r.res, port);
+	if (out)
+		*out = r.res;
+}
+
+static int known_error(const char *e)
+{
+	return e && (!strcmp(e, "unknown host") || !strcmp(e, "DNS timeout") ||
+		     !strcmp(e, "DNS failure"));
+}
+
+/* ---- literals ---- */
+
+START_TEST(literal_v4)
+{
+	struct dns_result res;
+	static char not_null;
+	struct dns_query *q = (struct dns_query *)&not_null; /* must be cleared */
+	struct rec r = { 0 };
+	struct dns_stats st;
+	char buf[64];
+
+	env_up(_i, 1000, 16, 1024, 0);
+	ck_assert_int_eq(dns_resolve(dn, "127.0.0.1", 8080, rec_cb, &r, &res, &q), FERRY_OK);
+	ck_assert_ptr_null(q);
+	ck_assert_int_eq(res.naddrs, 1);
+	ck_assert_int_eq(res.addrs[0].ss_family, AF_INET);
+	ck_assert_str_eq(addr_str(&res.addrs[0], buf, sizeof(buf)), "127.0.0.1");
+	assert_ports(&res, 8080);
+	ck_assert_int_eq(dns_next_timeout(dn), -1); /* c-ares never saw it */
+	spin_rounds(3);
+	ck_assert_int_eq(r.calls, 0);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits + st.cache_misses + st.failures, 0);
+	env_down();
+}
+END_TEST
+
+START_TEST(literal_v6)
+{
+	struct dns_result res;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	char buf[64];
+
+	env_up(_i, 1000, 16, 1024, 0);
+	ck_assert_int_eq(dns_resolve(dn, "::1", 443, rec_cb, &r, &res, &q), FERRY_OK);
+	ck_assert_ptr_null(q);
+	ck_assert_int_eq(res.naddrs, 1);
+	ck_assert_int_eq(res.addrs[0].ss_family, AF_INET6);
+	ck_assert_str_eq(addr_str(&res.addrs[0], buf, sizeof(buf)), "::1");
+	assert_ports(&res, 443);
+
+	ck_assert_int_eq(dns_resolve(dn, "fe80::1%7", 80, rec_cb, &r, &res, &q), FERRY_OK);
+	ck_assert_int_eq(res.naddrs, 1);
+	ck_assert_int_eq(res.addrs[0].ss_family, AF_INET6);
+	ck_assert_uint_eq(((struct sockaddr_in6 *)&res.addrs[0])->sin6_scope_id, 7);
+	assert_ports(&res, 80);
+	ck_assert_int_eq(dns_next_timeout(dn), -1);
+	spin_rounds(3);
+	ck_assert_int_eq(r.calls, 0);
+	env_down();
+}
+END_TEST
+
+START_TEST(bad_names)
+{
+	char longname[300];
+	struct dns_result res;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	struct dns_stats st;
+
+	env_up(_i, 1000, 16, 1024, 0);
+	ck_assert_int_eq(dns_resolve(dn, "", 80, rec_cb, &r, &res, &q), FERRY_ERR);
+	ck_assert_ptr_null(q);
+	ck_assert_str_eq(res.error, "unknown host");
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	ck_assert_int_eq(dns_resolve(dn, longname, 80, rec_cb, &r, &res, &q), FERRY_ERR);
+	ck_assert_str_eq(res.error, "unknown host");
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.failures, 2);
+	spin_rounds(3);
+	ck_assert_int_eq(r.calls, 0);
+	env_down();
+}
+END_TEST
+
+/* ---- names through c-ares ---- */
+
+START_TEST(localhost_then_cache_hit)
+{
+	struct dns_result first, now;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	struct dns_stats st;
+
+	env_up(_i, 2000, 16, 1024, 0); /* the machine's /etc/hosts */
+	resolve_async_ok("localhost", 8080, &first);
+	for (int i = 0; i < first.naddrs; i++)
+		ck_assert_msg(is_loopback(&first.addrs[i]), "localhost gave a non-loopback address");
+	spin_rounds(5);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_misses, 1);
+	ck_assert_uint_eq(st.cache_hits, 0);
+
+	ck_assert_int_eq(dns_resolve(dn, "localhost", 3128, rec_cb, &r, &now, &q), FERRY_OK);
+	ck_assert_ptr_null(q);
+	ck_assert_int_eq(now.naddrs, first.naddrs);
+	for (int i = 0; i < now.naddrs; i++)
+		ck_assert_int_eq(now.addrs[i].ss_family, first.addrs[i].ss_family);
+	assert_ports(&now, 3128);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits, 1);
+	ck_assert_uint_eq(st.cache_misses, 1);
+	ck_assert_uint_eq(st.failures, 0);
+	spin_rounds(3);
+	ck_assert_int_eq(r.calls, 0);
+	env_down();
+}
+END_TEST
+
+START_TEST(cache_key_ignores_case)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	struct dns_stats st;
+
+	env_up(_i, 2000, 16, 1024, 0);
+	resolve_async_ok("LocalHost", 80, NULL);
+	ck_assert_int_eq(dns_resolve(dn, "localhost", 80, rec_cb, &r, &now, &q), FERRY_OK);
+	ck_assert_int_eq(dns_resolve(dn, "LOCALHOST", 80, rec_cb, &r, &now, &q), FERRY_OK);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits, 2);
+	ck_assert_uint_eq(st.cache_misses, 1);
+	env_down();
+}
+END_TEST
+
+START_TEST(families_alternate_aaaa_first)
+{
+	static const char *const want[] = { "2001:db8::1", "192.0.2.1", "2001:db8::2",
+					     "192.0.2.2", "192.0.2.3" };
+	struct dns_result res;
+	char buf[64];
+
+	env_up(_i, 2000, 16, 1024, 1);
+	resolve_async_ok("dual.test", 443, &res);
+	ck_assert_int_eq(res.naddrs, 5); /* the duplicate 192.0.2.1 is dropped */
+	for (int i = 0; i < res.naddrs; i++)
+		ck_assert_str_eq(addr_str(&res.addrs[i], buf, sizeof(buf)), want[i]);
+
+	resolve_async_ok("many.test", 80, &res); /* ten addresses in the file */
+	ck_assert_int_eq(res.naddrs, DNS_MAX_ADDRS);
+	for (int i = 0; i < res.naddrs; i++)
+		ck_assert_int_eq(res.addrs[i].ss_family, AF_INET);
+	env_down();
+}
+END_TEST
+
+START_TEST(cache_evicts_least_recently_used)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	struct dns_stats st;
+
+	env_up(_i, 2000, 2, 1024, 1);
+	resolve_async_ok("a.test", 80, NULL);
+	resolve_async_ok("b.test", 80, NULL);
+	ck_assert_int_eq(dns_resolve(dn, "a.test", 80, rec_cb, &r, &now, &q), FERRY_OK);
+	resolve_async_ok("c.test", 80, NULL); /* full: b.test, least recently used, goes */
+	ck_assert_int_eq(dns_resolve(dn, "a.test", 80, rec_cb, &r, &now, &q), FERRY_OK);
+	ck_assert_int_eq(dns_resolve(dn, "c.test", 80, rec_cb, &r, &now, &q), FERRY_OK);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits, 3);
+	ck_assert_uint_eq(st.cache_misses, 3);
+	resolve_async_ok("b.test", 80, NULL);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_misses, 4);
+	env_down();
+}
+END_TEST
+
+START_TEST(no_cache_when_size_zero)
+{
+	struct dns_stats st;
+
+	env_up(_i, 2000, 0, 1024, 1);
+	resolve_async_ok("a.test", 80, NULL);
+	resolve_async_ok("a.test", 80, NULL);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_misses, 2);
+	ck_assert_uint_eq(st.cache_hits, 0);
+	env_down();
+}
+END_TEST
+
+START_TEST(nonexistent_fails)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r = { 0 }, r2 = { 0 };
+	struct dns_stats st;
+	int rc;
+
+	env_up(_i, 300, 16, 1024, 0);
+	ck_assert_int_eq(dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r, &now, &q),
+			 FERRY_AGAIN);
+	ck_assert_int_eq(r.calls, 0);
+	spin_until_called(&r, 1);
+	ck_assert_int_eq(r.status, FERRY_ERR);
+	ck_assert_int_eq(r.res.naddrs, 0);
+	ck_assert_msg(known_error(r.res.error), "error \"%s\"", r.res.error ? r.res.error : "");
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.failures, 1);
+
+	/* Only "no such name" is remembered; a timeout or a server failure is asked again. */
+	rc = dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r2, &now, &q);
+	if (!strcmp(r.res.error, "unknown host")) {
+		ck_assert_int_eq(rc, FERRY_ERR);
+		ck_assert_str_eq(now.error, "unknown host");
+	} else {
+		ck_assert_int_eq(rc, FERRY_AGAIN);
+		spin_until_called(&r2, 1);
+		ck_assert_int_eq(r2.status, FERRY_ERR);
+	}
+	spin_until_idle();
+	ck_assert_int_eq(r.calls, 1);
+	env_down();
+}
+END_TEST
+
+/* c-ares' socket lands above maxfds, so the loop refuses it and the answer is never read:
+ * only our own deadline can end the query, and must. */
+START_TEST(deadline_bounds_a_query)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	int fds[64], nfds = 0, fd;
+
+	env_up(_i, 200, 16, 32, 0);
+	while ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd < 32) {
+		ck_assert_int_lt(nfds, 64);
+		fds[nfds++] = fd;
+	}
+	ck_assert_int_ge(fd, 32);
+	close(fd); /* the lowest free fd, for c-ares, is now out of the loop's range */
+
+	ck_assert_int_eq(dns_resolve(dn, "deadline.invalid", 80, rec_cb, &r, &now, &q),
+			 FERRY_AGAIN);
+	spin_until_called(&r, 0); /* c-ares' own timeouts never run */
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, FERRY_ERR);
+	ck_assert_str_eq(r.res.error, "DNS timeout");
+	ck_assert_int_ge(dns_next_timeout(dn), 0); /* c-ares still holds it */
+	spin_until_idle(); /* now c-ares gives up too, and the query is freed silently */
+	ck_assert_int_eq(r.calls, 1);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	env_down();
+}
+END_TEST
+
+START_TEST(cancel_prevents_callback)
+{
+	struct dns_result now;
+	struct dns_query *q1, *q2;
+	struct rec r1 = { 0 }, r2 = { 0 };
+
+	env_up(_i, 300, 16, 1024, 1);
+	/* a.test is answered from the hosts file (delivery pending on the loop), the other
+	 * is still with c-ares: both kinds of pending query. */
+	ck_assert_int_eq(dns_resolve(dn, "a.test", 80, rec_cb, &r1, &now, &q1), FERRY_AGAIN);
+	ck_assert_int_eq(dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r2, &now, &q2),
+			 FERRY_AGAIN);
+	dns_cancel(q1);
+	dns_cancel(q2);
+	spin_rounds(3);
+	spin_until_idle();
+	spin_rounds(3);
+	ck_assert_int_eq(r1.calls, 0);
+	ck_assert_int_eq(r2.calls, 0);
+	env_down();
+}
+END_TEST
+
+START_TEST(destroy_with_pending_queries)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+
+	env_up(_i, 300, 16, 1024, 1);
+	ck_assert_int_eq(dns_resolve(dn, "a.test", 80, rec_cb, &r1, &now, &q), FERRY_AGAIN);
+	ck_assert_int_eq(dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r2, &now, &q),
+			 FERRY_AGAIN);
+	ck_assert_int_eq(dns_resolve(dn, "other.invalid", 80, rec_cb, &r3, &now, &q),
+			 FERRY_AGAIN);
+	dns_cancel(q); /* cancelled and pending at once */
+	dns_destroy(dn);
+	dn = NULL;
+	/* The loop must hold nothing of dns any more: no timer, no fd. */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_ge(loop_run_once(lp, 10), 0);
+	ck_assert_int_eq(r1.calls + r2.calls + r3.calls, 0);
+	loop_destroy(lp);
+	lp = NULL;
+	if (hosts_path[0])
+		unlink(hosts_path);
+}
+END_TEST
+
+START_TEST(next_timeout_idle)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r = { 0 };
+
+	env_up(_i, 300, 16, 1024, 1);
+	ck_assert_int_eq(dns_next_timeout(dn), -1);
+	ck_assert_int_eq(dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r, &now, &q),
+			 FERRY_AGAIN);
+	ck_assert_int_ge(dns_next_timeout(dn), 0);
+	spin_until_called(&r, 1);
+	spin_until_idle();
+	ck_assert_int_eq(dns_next_timeout(dn), -1);
+	dns_process_timeouts(dn); /* harmless when idle */
+	ck_assert_int_eq(dns_next_timeout(dn), -1);
+	env_down();
+}
+END_TEST
+
+/* A callback may start the next resolution (conn.c does, for a redirect to another host). */
+struct chain {
+	struct rec first, second;
+	struct dns_query *q;
+	int rc;
+};
+
+static void chain_cb(void *arg, int status, const struct dns_result *res)
+{
+	struct chain *c = arg;
+	struct dns_result now;
+
+	rec_cb(&c->first, status, res);
+	c->rc = dns_resolve(dn, "b.test", 81, rec_cb, &c->second, &now, &c->q);
+}
+
+START_TEST(resolve_from_callback)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct chain c = { 0 };
+	char buf[64];
+
+	env_up(_i, 2000, 16, 1024, 1);
+	ck_assert_int_eq(dns_resolve(dn, "a.test", 80, chain_cb, &c, &now, &q), FERRY_AGAIN);
+	spin_until_called(&c.first, 1);
+	ck_assert_int_eq(c.first.status, FERRY_OK);
+	ck_assert_int_eq(c.rc, FERRY_AGAIN);
+	ck_assert_int_eq(c.second.calls, 0);
+	spin_until_called(&c.second, 1);
+	ck_assert_int_eq(c.second.calls, 1);
+	ck_assert_int_eq(c.second.status, FERRY_OK);
+	ck_assert_str_eq(addr_str(&c.second.res.addrs[0], buf, sizeof(buf)), "198.51.100.2");
+	assert_ports(&c.second.res, 81);
+	env_down();
+}
+END_TEST
+
+static Suite *dns_suite(void)
+{
+	Suite *s = suite_create("dns");
+	TCase *tc = tcase_create("core");
+	int lo = LOOP_BACKEND_POLL, hi = LOOP_BACKEND_EPOLL + 1;
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, literal_v4, lo, hi);
+	tcase_add_loop_test(tc, literal_v6, lo, lo + 1);
+	tcase_add_loop_test(tc, bad_names, lo, lo + 1);
+	tcase_add_loop_test(tc, localhost_then_cache_hit, lo, hi);
+	tcase_add_loop_test(tc, cache_key_ignores_case, lo, hi);
+	tcase_add_loop_test(tc, families_alternate_aaaa_first, lo, hi);
+	tcase_add_loop_test(tc, cache_evicts_least_recently_used, lo, lo + 1);
+	tcase_add_loop_test(tc, no_cache_when_size_zero, lo, lo + 1);
+	tcase_add_loop_test(tc, nonexistent_fails, lo, hi);
+	tcase_add_loop_test(tc, deadline_bounds_a_query, lo, hi);
+	tcase_add_loop_test(tc, cancel_prevents_callback, lo, hi);
+	tcase_add_loop_test(tc, destroy_with_pending_queries, lo, hi);
+	tcase_add_loop_test(tc, next_timeout_idle, lo, lo + 1);
+	tcase_add_loop_test(tc, resolve_from_callback, lo, hi);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(dns_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,848 @@
+/* test_loop.c - the event loop: fd readiness and timers, every test on every backend. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "status.h"
+
+static const enum loop_backend backends[] = {
+	LOOP_BACKEND_POLL,
+#ifdef __linux__
+	LOOP_BACKEND_EPOLL,
+#endif
+};
+static const char *const backend_names[] = { "poll", "epoll" };
+#define NBACKENDS ((int)(sizeof(backends) / sizeof(backends[0])))
+
+#define MAXFDS 4096
+/* Hang guard for waits that should end at once: far longer than any scheduling delay. */
+#define GUARD_MS 5000
+
+static struct loop *new_loop(int i)
+{
+	char err[128] = "";
+	struct loop *loop = loop_create(backends[i], MAXFDS, err, sizeof(err));
+
+	ck_assert_msg(loop != NULL, "loop_create: %s", err);
+	ck_assert_str_eq(loop_backend_name(loop), backend_names[i]);
+	return loop;
+}
+
+static void make_pipe(int p[2])
+{
+	ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+	ck_assert_int_lt(p[1], MAXFDS);
+}
+
+static void put_byte(int fd)
+{
+	ck_assert_int_eq(write(fd, "x", 1), 1);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- fd callbacks record what they saw, by fd ---- */
+
+static int calls[MAXFDS];
+static int seen[MAXFDS];
+static int total_calls;
+
+static void reset_rec(void)
+{
+	memset(calls, 0, sizeof(calls));
+	memset(seen, 0, sizeof(seen));
+	total_calls = 0;
+}
+
+static void rec_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	calls[fd]++;
+	seen[fd] |= events;
+	total_calls++;
+}
+
+/* ---- readiness ---- */
+
+START_TEST(test_pipe_readiness)
+{
+	struct loop *loop = new_loop(_i);
+	int p[2];
+
+	reset_rec();
+	make_pipe(p);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, p[1], LOOP_WRITE, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_events(loop, p[0]), LOOP_READ);
+	ck_assert_int_eq(loop_events(loop, p[1]), LOOP_WRITE);
+
+	/* Empty pipe: only the write end is ready. */
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[p[1]], 1);
+	ck_assert_int_eq(seen[p[1]], LOOP_WRITE);
+	ck_assert_int_eq(calls[p[0]], 0);
+
+	/* Data: the read end becomes ready, and stays so (level-triggered) until drained. */
+	put_byte(p[1]);
+	ck_assert_int_eq(loop_mod(loop, p[1], 0), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[p[0]], 1);
+	ck_assert_int_eq(seen[p[0]], LOOP_READ);
+	ck_assert_int_eq(loop_run_once(loop, 0), 1);
+	ck_assert_int_eq(calls[p[0]], 2);
+	ck_assert_int_eq(calls[p[1]], 1);
+
+	char c;
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(calls[p[0]], 2);
+
+	loop_del(loop, p[0]);
+	loop_del(loop, p[1]);
+	close(p[0]);
+	close(p[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_mod_del)
+{
+	struct loop *loop = new_loop(_i);
+	int p[2];
+
+	reset_rec();
+	make_pipe(p);
+	put_byte(p[1]);
+	ck_assert_int_eq(loop_add(loop, p[0], 0, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_events(loop, p[0]), 0);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+
+	ck_assert_int_eq(loop_mod(loop, p[0], LOOP_READ), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 0), 1);
+	ck_assert_int_eq(calls[p[0]], 1);
+
+	/* A read end is never writable: watching only WRITE reports nothing. */
+	ck_assert_int_eq(loop_mod(loop, p[0], LOOP_WRITE), FERRY_OK);
+	ck_assert_int_eq(loop_events(loop, p[0]), LOOP_WRITE);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(loop_mod(loop, p[0], LOOP_READ | LOOP_WRITE), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 0), 1);
+	ck_assert_int_eq(seen[p[0]], LOOP_READ);
+	ck_assert_int_eq(loop_mod(loop, p[0], LOOP_READ | LOOP_WRITE), FERRY_OK);
+
+	/* Paused (events 0) on a hung-up fd: no event, so a paused fd cannot spin the loop. */
+	close(p[1]);
+	ck_assert_int_eq(loop_mod(loop, p[0], 0), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(calls[p[0]], 2);
+
+	loop_del(loop, p[0]);
+	ck_assert_int_eq(loop_events(loop, p[0]), -1);
+	loop_del(loop, p[0]); /* harmless twice */
+	loop_del(loop, -1);
+	loop_del(loop, MAXFDS + 5);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(calls[p[0]], 2);
+
+	errno = 0;
+	ck_assert_int_eq(loop_mod(loop, p[0], LOOP_READ), FERRY_ERR);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	errno = 0;
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_ERR);
+	ck_assert_int_eq(errno, EEXIST);
+	errno = 0;
+	ck_assert_int_eq(loop_add(loop, MAXFDS, LOOP_READ, rec_cb, NULL), FERRY_ERR);
+	ck_assert_int_eq(errno, ERANGE);
+	ck_assert_int_eq(loop_add(loop, -1, LOOP_READ, rec_cb, NULL), FERRY_ERR);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_HUP, rec_cb, NULL), FERRY_ERR);
+	ck_assert_int_eq(loop_events(loop, -3), -1);
+	ck_assert_int_eq(loop_events(loop, MAXFDS), -1);
+
+	/* Re-registered after del: delivered again (EOF now: HUP too, see test_hup). */
+	ck_assert_int_eq(loop_run_once(loop, 0), 1);
+	ck_assert_int_eq(calls[p[0]], 3);
+	loop_del(loop, p[0]);
+	close(p[0]);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* Two readable pipes; whichever callback runs first deletes (and closes) the other. */
+static int del_pair[2];
+
+static void del_other_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	int other = fd == del_pair[0] ? del_pair[1] : del_pair[0];
+
+	rec_cb(loop, fd, events, arg);
+	loop_del(loop, other);
+	close(other);
+}
+
+START_TEST(test_delete_other_in_callback)
+{
+	struct loop *loop = new_loop(_i);
+	int a[2], b[2];
+
+	reset_rec();
+	make_pipe(a);
+	make_pipe(b);
+	put_byte(a[1]);
+	put_byte(b[1]);
+	del_pair[0] = a[0];
+	del_pair[1] = b[0];
+	ck_assert_int_eq(loop_add(loop, a[0], LOOP_READ, del_other_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, b[0], LOOP_READ, del_other_cb, NULL), FERRY_OK);
+	/* Both are ready in this one round; the second must be skipped. */
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(total_calls, 1);
+	ck_assert_int_eq(calls[a[0]] + calls[b[0]], 1);
+	int survivor = calls[a[0]] ? a[0] : b[0];
+	ck_assert_int_eq(loop_events(loop, survivor == a[0] ? b[0] : a[0]), -1);
+	loop_del(loop, survivor);
+	close(survivor);
+	close(a[1]);
+	close(b[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* Pauses itself, so it is reported once. */
+static void self_mod_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	rec_cb(loop, fd, events, arg);
+	ck_assert_int_eq(loop_mod(loop, fd, 0), FERRY_OK);
+}
+
+static int add_target = -1;
+
+static void adder_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	rec_cb(loop, fd, events, arg);
+	if (add_target >= 0) {
+		ck_assert_int_eq(loop_add(loop, add_target, LOOP_READ, self_mod_cb, NULL),
+				 FERRY_OK);
+		add_target = -1;
+	}
+	loop_del(loop, fd);
+}
+
+START_TEST(test_add_from_callback)
+{
+	struct loop *loop = new_loop(_i);
+	int a[2], b[2];
+
+	reset_rec();
+	make_pipe(a);
+	make_pipe(b);
+	put_byte(a[1]);
+	put_byte(b[1]);
+	add_target = b[0];
+	ck_assert_int_eq(loop_add(loop, a[0], LOOP_READ, adder_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[a[0]], 1);
+	ck_assert_int_eq(loop_events(loop, a[0]), -1);
+	ck_assert_int_eq(loop_events(loop, b[0]), LOOP_READ);
+	/* The added fd is ready and reported next round; it pauses itself. */
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[b[0]], 1);
+	ck_assert_int_eq(calls[a[0]], 1);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	loop_del(loop, b[0]);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_hup)
+{
+	struct loop *loop = new_loop(_i);
+	int s[2], w[2], p[2];
+
+	reset_rec();
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, w), 0);
+	make_pipe(p);
+	ck_assert_int_eq(loop_add(loop, s[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, w[0], LOOP_WRITE, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_mod(loop, w[0], 0), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+
+	close(s[1]);
+	close(w[1]);
+	close(p[1]);
+	ck_assert_int_eq(loop_mod(loop, w[0], LOOP_WRITE), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 3);
+	/* A reader sees the hang-up as readable too, so its read() finds the EOF. */
+	ck_assert_int_eq(seen[s[0]], LOOP_HUP | LOOP_READ);
+	ck_assert_int_eq(seen[p[0]], LOOP_HUP | LOOP_READ);
+	/* A writer-only watcher is told of the hang-up, not of readability it did not ask. */
+	ck_assert(seen[w[0]] & LOOP_HUP);
+	ck_assert(!(seen[w[0]] & LOOP_READ));
+
+	char c;
+	ck_assert_int_eq(read(s[0], &c, 1), 0);
+	loop_del(loop, s[0]);
+	loop_del(loop, w[0]);
+	loop_del(loop, p[0]);
+	close(s[0]);
+	close(w[0]);
+	close(p[0]);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* ---- many fds, random order: the poll slot index must stay consistent ---- */
+
+#define NPIPES 700 /* 1400 fds */
+
+static unsigned rnd_state = 12345;
+
+static unsigned rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+static void shuffle(int *v, int n)
+{
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)(rnd() % (unsigned)(i + 1)), t = v[i];
+
+		v[i] = v[j];
+		v[j] = t;
+	}
+}
+
+static void raise_nofile(rlim_t need)
+{
+	struct rlimit rl;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < need) {
+		ck_assert_msg(rl.rlim_max >= need, "RLIMIT_NOFILE hard limit %lu < %lu",
+			      (unsigned long)rl.rlim_max, (unsigned long)need);
+		rl.rlim_cur = need;
+		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+}
+
+struct many {
+	int rd[NPIPES], wr[NPIPES];
+	int has_data[MAXFDS]; /* by read fd */
+	int is_read[MAXFDS];
+	int want[MAXFDS];     /* expected loop_events(), -1 when not registered */
+};
+
+/* One round must report exactly the registered fds that are ready: write ends watched for
+ * WRITE, read ends watched for READ whose pipe holds a byte; each once, nothing else. */
+static void many_verify(struct loop *loop, struct many *m)
+{
+	int expect = 0, n;
+
+	reset_rec();
+	n = loop_run_once(loop, 0);
+	/* Plain ifs in the loop: every ck_assert records its location, which is slow. */
+	for (int fd = 0; fd < MAXFDS; fd++) {
+		int ready = 0, ev = 0;
+
+		if (loop_events(loop, fd) != m->want[fd])
+			ck_abort_msg("fd %d: loop_events %d, expected %d", fd,
+				     loop_events(loop, fd), m->want[fd]);
+		if (m->want[fd] >= 0) {
+			ready = m->is_read[fd] ? (m->want[fd] & LOOP_READ) && m->has_data[fd]
+					       : (m->want[fd] & LOOP_WRITE) != 0;
+			ev = ready ? (m->is_read[fd] ? LOOP_READ : LOOP_WRITE) : 0;
+		}
+		if (calls[fd] != ready || seen[fd] != ev)
+			ck_abort_msg("fd %d: calls %d events %d, expected %d and %d", fd,
+				     calls[fd], seen[fd], ready, ev);
+		expect += ready;
+	}
+	ck_assert_int_eq(n, expect);
+	ck_assert_int_eq(total_calls, expect);
+}
+
+static int random_events(int is_read)
+{
+	switch (rnd() % 3) {
+	case 0:
+		return 0;
+	case 1:
+		return is_read ? LOOP_READ : LOOP_WRITE;
+	default:
+		return LOOP_READ | LOOP_WRITE;
+	}
+}
+
+START_TEST(test_many_fds_random)
+{
+	struct loop *loop = new_loop(_i);
+	struct many *m = calloc(1, sizeof(*m));
+	int order[2 * NPIPES], nfds = 2 * NPIPES;
+
+	raise_nofile(2 * NPIPES + 64);
+	rnd_state = 12345u + (unsigned)_i;
+	for (int fd = 0; fd < MAXFDS; fd++)
+		m->want[fd] = -1;
+	for (int i = 0; i < NPIPES; i++) {
+		int p[2];
+
+		make_pipe(p);
+		m->rd[i] = p[0];
+		m->wr[i] = p[1];
+		m->is_read[p[0]] = 1;
+		/* Every third pipe holds a byte, so at most 700 + 234 fds are ready at once,
+		 * within one epoll batch. */
+		if (i % 3 == 0) {
+			put_byte(p[1]);
+			m->has_data[p[0]] = 1;
+		}
+		order[2 * i] = p[0];
+		order[2 * i + 1] = p[1];
+	}
+
+	/* Register all in random order with random interest. */
+	shuffle(order, nfds);
+	for (int i = 0; i < nfds; i++) {
+		int fd = order[i], ev = random_events(m->is_read[fd]);
+
+		ck_assert_int_eq(loop_add(loop, fd, ev, rec_cb, NULL), FERRY_OK);
+		m->want[fd] = ev;
+	}
+	many_verify(loop, m);
+
+	/* Churn: remove, re-add and modify at random, verifying readiness every 100 steps. */
+	for (int step = 0; step < 6000; step++) {
+		int fd = order[rnd() % (unsigned)nfds];
+
+		if (m->want[fd] < 0) {
+			int ev = random_events(m->is_read[fd]);
+
+			ck_assert_int_eq(loop_add(loop, fd, ev, rec_cb, NULL), FERRY_OK);
+			m->want[fd] = ev;
+		} else if (rnd() % 2) {
+			loop_del(loop, fd);
+			m->want[fd] = -1;
+		} else {
+			int ev = random_events(m->is_read[fd]);
+
+			ck_assert_int_eq(loop_mod(loop, fd, ev), FERRY_OK);
+			m->want[fd] = ev;
+		}
+		if (step % 100 == 99)
+			many_verify(loop, m);
+	}
+
+	/* Remove everything in a fresh random order. */
+	shuffle(order, nfds);
+	for (int i = 0; i < nfds; i++) {
+		loop_del(loop, order[i]);
+		m->want[order[i]] = -1;
+		if (i % 97 == 0)
+			many_verify(loop, m);
+	}
+	many_verify(loop, m);
+	for (int i = 0; i < NPIPES; i++) {
+		close(m->rd[i]);
+		close(m->wr[i]);
+	}
+	free(m);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* ---- EINTR ---- */
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	alarms++;
+}
+
+START_TEST(test_eintr)
+{
+	struct loop *loop = new_loop(_i);
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct itimerval it = { { 0, 20000 }, { 0, 20000 } }, off = { { 0, 0 }, { 0, 0 } };
+	int p[2];
+
+	make_pipe(p);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	alarms = 0;
+	/* The alarm repeats every 20 ms, so it interrupts the 3 s wait for certain. */
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+	ck_assert_int_eq(loop_run_once(loop, 3000), 0);
+	ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
+	ck_assert_int_gt(alarms, 0);
+	loop_del(loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* ---- timers ---- */
+
+struct tobj {
+	struct timer t;
+	int id;
+	uint64_t armed_at;  /* loop_now() when armed */
+	uint64_t armed_real; /* mono_ms() when armed */
+	uint64_t timeout;
+	uint64_t fired_now; /* loop_now() in the callback */
+	uint64_t fired_real;
+	int fired;
+};
+
+static int fire_order[16];
+static int nfired;
+
+#define TOBJ(tp) ((struct tobj *)((char *)(tp) - offsetof(struct tobj, t)))
+
+static void tobj_fn(struct loop *loop, struct timer *t)
+{
+	struct tobj *o = TOBJ(t);
+
+	ck_assert(!timer_armed(t));
+	o->fired++;
+	o->fired_now = loop_now(loop);
+	o->fired_real = mono_ms();
+	if (nfired < 16)
+		fire_order[nfired] = o->id;
+	nfired++;
+}
+
+static void tobj_arm(struct loop *loop, struct tobj *o, struct timer_list *list)
+{
+	/* Real clock first: the loop's clock, read after it, cannot be behind it. */
+	o->armed_real = mono_ms();
+	loop_update_time(loop);
+	o->armed_at = loop_now(loop);
+	o->timeout = list->timeout_ms;
+	timer_arm(loop, &o->t, list);
+	ck_assert(timer_armed(&o->t));
+	ck_assert_uint_eq(o->t.expires, o->armed_at + list->timeout_ms);
+}
+
+/* Not early: at least timeout after arming, by the loop's clock and by the real one. */
+static void check_not_early(const struct tobj *o)
+{
+	ck_assert_int_eq(o->fired, 1);
+	ck_assert_uint_ge(o->fired_now, o->armed_at + o->timeout);
+	ck_assert_uint_ge(o->fired_real, o->armed_real + o->timeout);
+}
+
+static void run_until_fired(struct loop *loop, int n)
+{
+	uint64_t start = mono_ms();
+
+	while (nfired < n) {
+		ck_assert_int_ge(loop_run_once(loop, -1), 0);
+		ck_assert_msg(mono_ms() - start < GUARD_MS, "timers did not fire");
+	}
+}
+
+/* Let the loop's clock move on by at least ms without running the loop. */
+static void advance(struct loop *loop, int ms)
+{
+	uint64_t t0 = loop_now(loop);
+
+	do {
+		sleep_ms(1);
+		loop_update_time(loop);
+	} while (loop_now(loop) < t0 + (uint64_t)ms);
+}
+
+START_TEST(test_timer_list_get)
+{
+	struct loop *loop = new_loop(_i);
+	struct timer_list *a = loop_timer_list(loop, 100), *b = loop_timer_list(loop, 200);
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_ptr_eq(loop_timer_list(loop, 100), a);
+	ck_assert_uint_eq(a->timeout_ms, 100);
+	for (int i = 2; i < LOOP_MAX_TIMER_LISTS; i++)
+		ck_assert_ptr_nonnull(loop_timer_list(loop, 1000 + (uint64_t)i));
+	ck_assert_ptr_null(loop_timer_list(loop, 5));
+	ck_assert_ptr_eq(loop_timer_list(loop, 200), b);
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_timers_in_order)
+{
+	struct loop *loop = new_loop(_i);
+	struct timer_list *list = loop_timer_list(loop, 30);
+	struct tobj o[3] = { { .id = 0 }, { .id = 1 }, { .id = 2 } };
+
+	nfired = 0;
+	for (int i = 0; i < 3; i++) {
+		timer_init(&o[i].t, tobj_fn);
+		ck_assert(!timer_armed(&o[i].t));
+		if (i)
+			advance(loop, 3);
+		tobj_arm(loop, &o[i], list);
+	}
+	run_until_fired(loop, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(fire_order[i], i);
+		check_not_early(&o[i]);
+	}
+	/* Nothing armed any more: a bounded wait just times out. */
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(nfired, 3);
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_timer_lists_merge)
+{
+	struct loop *loop = new_loop(_i);
+	struct tobj o[4] = { { .id = 0 }, { .id = 1 }, { .id = 2 }, { .id = 3 } };
+	uint64_t to[4] = { 40, 30, 20, 10 };
+
+	nfired = 0;
+	/* Armed longest first, in the same millisecond: they must fire shortest first,
+	 * even when a slow machine finds them all expired in the same round. */
+	for (int i = 0; i < 4; i++) {
+		timer_init(&o[i].t, tobj_fn);
+		tobj_arm(loop, &o[i], loop_timer_list(loop, to[i]));
+	}
+	run_until_fired(loop, 4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(fire_order[i], 3 - i);
+		check_not_early(&o[i]);
+	}
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_timer_rearm_postpones)
+{
+	struct loop *loop = new_loop(_i);
+	struct timer_list *list = loop_timer_list(loop, 30);
+	struct tobj o = { .id = 0 };
+	uint64_t first_expiry;
+
+	nfired = 0;
+	timer_init(&o.t, tobj_fn);
+	tobj_arm(loop, &o, list);
+	first_expiry = o.t.expires;
+	advance(loop, 20);
+	tobj_arm(loop, &o, list); /* re-arm while armed */
+	ck_assert_uint_ge(o.t.expires, first_expiry + 20);
+	run_until_fired(loop, 1);
+	check_not_early(&o);
+	ck_assert_uint_ge(o.fired_now, first_expiry + 20);
+	loop_destroy(loop);
+}
+END_TEST
+
+static struct timer *victim;
+
+static void disarm_other_fn(struct loop *loop, struct timer *t)
+{
+	tobj_fn(loop, t);
+	timer_disarm(victim);
+}
+
+START_TEST(test_timer_disarm)
+{
+	struct loop *loop = new_loop(_i);
+	struct timer_list *l10 = loop_timer_list(loop, 10), *l40 = loop_timer_list(loop, 40);
+	struct tobj a = { .id = 0 }, b = { .id = 1 }, c = { .id = 2 }, g = { .id = 3 };
+
+	nfired = 0;
+	timer_init(&a.t, tobj_fn);
+	timer_init(&b.t, disarm_other_fn);
+	timer_init(&c.t, tobj_fn);
+	timer_init(&g.t, tobj_fn);
+	tobj_arm(loop, &a, l10);
+	timer_disarm(&a.t);
+	ck_assert(!timer_armed(&a.t));
+	timer_disarm(&a.t); /* harmless twice */
+	/* b and c expire at the same moment, so in the same round; b disarms c. */
+	victim = &c.t;
+	tobj_arm(loop, &b, l10);
+	tobj_arm(loop, &c, l10);
+	tobj_arm(loop, &g, l40);
+	run_until_fired(loop, 2);
+	ck_assert_int_eq(a.fired, 0);
+	ck_assert_int_eq(b.fired, 1);
+	ck_assert_int_eq(c.fired, 0);
+	ck_assert_int_eq(g.fired, 1);
+	ck_assert_int_eq(fire_order[0], 1);
+	ck_assert_int_eq(fire_order[1], 3);
+	ck_assert(!timer_armed(&c.t));
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_poll_timeout_honours_timer)
+{
+	struct loop *loop = new_loop(_i);
+	struct timer_list *list = loop_timer_list(loop, 50);
+	struct tobj o = { .id = 0 };
+	int p[2];
+
+	/* An fd that never becomes ready, so only the timer can end the wait. */
+	make_pipe(p);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	nfired = 0;
+	timer_init(&o.t, tobj_fn);
+	tobj_arm(loop, &o, list);
+	/* One call, no timeout of our own: it must return because, and after, the timer
+	 * expired. */
+	ck_assert_int_eq(loop_run_once(loop, -1), 0);
+	ck_assert_int_eq(nfired, 1);
+	check_not_early(&o);
+
+	/* A requested timeout shorter than the nearest timer wins. */
+	timer_init(&o.t, tobj_fn);
+	o.fired = 0;
+	tobj_arm(loop, &o, loop_timer_list(loop, 60000));
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+	ck_assert_int_eq(o.fired, 0);
+	ck_assert(timer_armed(&o.t));
+	ck_assert_uint_ge(loop_now(loop), o.armed_at + 20);
+	timer_disarm(&o.t);
+	loop_del(loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* The callback frees the struct that holds the timer; ASan catches any later touch. */
+struct owner {
+	int *freed;
+	struct timer t;
+	char payload[64];
+};
+
+static void owner_free_fn(struct loop *loop, struct timer *t)
+{
+	struct owner *ow = (struct owner *)((char *)t - offsetof(struct owner, t));
+
+	(*ow->freed)++;
+	memset(ow, 0xa5, sizeof(*ow));
+	free(ow);
+}
+
+static int rearm_count;
+
+static void rearm_zero_fn(struct loop *loop, struct timer *t)
+{
+	rearm_count++;
+	timer_arm(loop, t, loop_timer_list(loop, 0));
+}
+
+START_TEST(test_timer_frees_owner)
+{
+	struct loop *loop = new_loop(_i);
+	struct timer_list *list = loop_timer_list(loop, 5);
+	int freed = 0;
+
+	for (int i = 0; i < 3; i++) {
+		struct owner *ow = calloc(1, sizeof(*ow));
+
+		ow->freed = &freed;
+		timer_init(&ow->t, owner_free_fn);
+		timer_arm(loop, &ow->t, list);
+	}
+	uint64_t start = mono_ms();
+	while (freed < 3) {
+		ck_assert_int_ge(loop_run_once(loop, -1), 0);
+		ck_assert_msg(mono_ms() - start < GUARD_MS, "timers did not fire");
+	}
+	ck_assert_int_eq(freed, 3);
+
+	/* A callback re-arming itself with 0 ms runs once per round, not forever. */
+	struct timer z;
+
+	rearm_count = 0;
+	timer_init(&z, rearm_zero_fn);
+	timer_arm(loop, &z, loop_timer_list(loop, 0));
+	ck_assert_int_eq(loop_run_once(loop, -1), 0);
+	ck_assert_int_eq(rearm_count, 1);
+	ck_assert_int_eq(loop_run_once(loop, -1), 0);
+	ck_assert_int_eq(rearm_count, 2);
+	ck_assert(timer_armed(&z));
+	/* Destroying the loop detaches timers still armed. */
+	loop_destroy(loop);
+	ck_assert(!timer_armed(&z));
+	timer_disarm(&z);
+}
+END_TEST
+
+static Suite *loop_suite(void)
+{
+	Suite *s = suite_create("loop");
+	TCase *io = tcase_create("io"), *tm = tcase_create("timers");
+
+	tcase_set_timeout(io, 30);
+	tcase_set_timeout(tm, 30);
+	tcase_add_loop_test(io, test_pipe_readiness, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_mod_del, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_delete_other_in_callback, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_add_from_callback, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_hup, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_many_fds_random, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_eintr, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_timer_list_get, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_timers_in_order, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_timer_lists_merge, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_timer_rearm_postpones, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_timer_disarm, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_poll_timeout_honours_timer, 0, NBACKENDS);
+	tcase_add_loop_test(tm, test_timer_frees_owner, 0, NBACKENDS);
+	suite_add_tcase(s, io);
+	suite_add_tcase(s, tm);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(loop_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
