@@ -110,7 +110,5 @@ int main(int argc, char **argv)
 		log_info("%s not found: running on the built-in default configuration", DEFAULT_CONFIG);
 
 	struct master_opts mo = { path, foreground, builtin };
-	int rc = master_run(cfg, &mo);
-	config_free(cfg);
-	return rc;
+	return master_run(cfg, &mo);
 }

@@ -497,7 +497,6 @@ out:
 	free(m.fds);
 	free(m.slots);
 	free(m.retiring);
-	if (m.cfg != cfg)
-		config_free(m.cfg); /* reloaded: the caller frees only the one it gave */
+	config_free(m.cfg);
 	return rc;
 }

@@ -10,7 +10,7 @@ struct master_opts {
 	int builtin;             /* running on the built-in default config */
 };
 
-/* Run until stopped. Takes cfg (frees a config it replaced on reload, not cfg itself).
+/* Run until stopped. Takes ownership of cfg (a reload replaces it; the last one is freed).
  * Returns the process exit status: 0 after a clean stop, 3 when it could not start. */
 int master_run(struct config *cfg, const struct master_opts *opts);
 

@@ -1,0 +1,356 @@
+/* test_service.c - ferry as a service: one connection wakes one process (no thundering
+ * herd), a killed child is replaced while the listeners stay open, graceful stop finishes
+ * requests in flight, SIGHUP reloads (and keeps running on a bad file), daemon mode with a
+ * pidfile. Runs the real binary; every wait is bounded. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "status.h"
+
+static const char *const muxes[] = { "poll", "epoll" };
+
+static void teardown(void)
+{
+	harness_cleanup();
+}
+
+/* pids of the direct children of pid, from /proc */
+static int children_of(pid_t pid, pid_t *out, int max)
+{
+	int n = 0;
+	DIR *d = opendir("/proc");
+	if (d == NULL)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < max) {
+		char path[300], buf[512];
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		char *rp = strrchr(buf, ')');
+		int ppid = 0;
+		char state;
+		if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == pid && state != 'Z')
+			out[n++] = atoi(e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* SIGTERM the master, wait for it, return its log (malloc'd) and exit status; then let the
+ * harness clean up (it removes the directory holding the log). */
+static char *stop_and_log(struct harness_ferry *f, int *status)
+{
+	*status = -1;
+	if (kill(f->pid, SIGTERM) == 0) {
+		int st = 0;
+		pid_t w = 0;
+		for (int i = 0; i < 1000 && w == 0; i++) {
+			w = waitpid(f->pid, &st, WNOHANG);
+			if (w == 0)
+				sleep_ms(10);
+		}
+		if (w == f->pid && WIFEXITED(st))
+			*status = WEXITSTATUS(st);
+		if (w == f->pid)
+			f->pid = 0;
+	}
+	char *log = harness_ferry_log(f);
+	harness_ferry_stop(f);
+	return log;
+}
+
+/* Wait (bounded) until the master has n children; returns how many it has. */
+static int wait_children(pid_t master, pid_t *kids, int n)
+{
+	int got = 0;
+	for (int i = 0; i < 300; i++) {
+		got = children_of(master, kids, 8);
+		if (got == n)
+			break;
+		sleep_ms(10);
+	}
+	return got;
+}
+
+/* A request ferry answers itself (origin-form -> 400): exercises accept and hand-off only. */
+static int quick_request(int port)
+{
+	struct harness_resp r;
+	int ok = harness_request(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &r, 0) == FERRY_OK &&
+		 r.status == 400;
+	if (ok || r.head)
+		harness_resp_free(&r);
+	return ok;
+}
+
+/* With four processes, each new connection must wake exactly one acceptor: every child
+ * reports at exit how many wake-ups found nothing to accept, and the sum must be zero
+ * while the accepted connections add up. */
+START_TEST(one_connection_wakes_one_process)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "server", "processes", "4");
+	harness_conf_set(&c, "server", "threads", "1");
+	harness_conf_set(&c, "log", "level", "info");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	const int N = 200;
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(quick_request(f.port), "request %d not answered", i);
+	/* the harness probed the port once when starting: that connection counts too */
+	int st;
+	char *log = stop_and_log(&f, &st);
+	ck_assert_int_eq(st, 0);
+	unsigned long long accepted = 0, empty = 0;
+	int children = 0;
+	for (char *p = log; (p = strstr(p, "child exiting: ")) != NULL; p++) {
+		unsigned long long w, a, d, e;
+		ck_assert_int_eq(sscanf(p, "child exiting: %llu wake-ups, %llu accepted, %llu denied, %llu wake-ups found nothing",
+					&w, &a, &d, &e), 4);
+		accepted += a;
+		empty += e;
+		children++;
+	}
+	ck_assert_int_eq(children, 4);
+	ck_assert_msg(accepted >= (unsigned long long)N && accepted <= (unsigned long long)N + 4,
+		      "accepted %llu, expected %d (+ the harness's probes)", accepted, N);
+	ck_assert_msg(empty == 0, "%llu wake-ups found nothing: a thundering herd", empty);
+	free(log);
+}
+END_TEST
+
+/* SIGKILL a child: the master restarts it within a second, and a client connecting in the
+ * meantime is served (delayed, never refused: the listening socket stayed open). */
+START_TEST(killed_child_is_replaced)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "server", "processes", "1");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	pid_t kids[8];
+	ck_assert_int_eq(wait_children(f.pid, kids, 1), 1);
+	pid_t old = kids[0];
+	ck_assert_int_eq(kill(old, SIGKILL), 0);
+	/* at once, while no child may be running */
+	ck_assert_msg(quick_request(f.port), "client refused while the child was being replaced");
+	int n = 0;
+	for (int i = 0; i < 100; i++) {
+		n = children_of(f.pid, kids, 8);
+		if (n == 1 && kids[0] != old)
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_ne(kids[0], old);
+	ck_assert(quick_request(f.port));
+	ck_assert_int_eq(harness_ferry_stop(&f), 0);
+}
+END_TEST
+
+/* SIGTERM while a request is in flight: the response still arrives whole, then ferry exits 0. */
+START_TEST(graceful_stop_finishes_request)
+{
+	struct harness_origin o;
+	ck_assert_int_eq(harness_origin_start(&o), FERRY_OK);
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], &o);
+	harness_conf_set(&c, "timeouts", "shutdown", "5");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	struct harness_conn conn;
+	ck_assert_int_eq(harness_connect(&conn, f.port), FERRY_OK);
+	char req[256];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/sleep/700 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", o.port);
+	ck_assert_int_eq(harness_send_str(&conn, req), FERRY_OK);
+	sleep_ms(200);
+	ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&conn, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(r.complete);
+	ck_assert_str_eq(r.body, "ok");
+	/* the response said the connection ends */
+	ck_assert(harness_resp_has_token(&r, "Connection", "close"));
+	harness_resp_free(&r);
+	harness_close(&conn);
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 500 && w == 0; i++) {
+		w = waitpid(f.pid, &st, WNOHANG);
+		if (w == 0)
+			sleep_ms(10);
+	}
+	ck_assert_int_eq(w, f.pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	f.pid = 0;
+	harness_ferry_stop(&f);
+	harness_origin_stop(&o);
+}
+END_TEST
+
+/* SIGHUP with a valid file: new children, still serving; with a broken file: logged, the old
+ * configuration keeps serving. */
+START_TEST(reload_valid_and_invalid)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "log", "level", "info");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	pid_t before[8], after[8];
+	ck_assert_int_eq(wait_children(f.pid, before, 1), 1);
+
+	ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
+	int n = 0;
+	for (int i = 0; i < 200; i++) {
+		n = children_of(f.pid, after, 8);
+		if (n == 1 && after[0] != before[0])
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_msg(n == 1 && after[0] != before[0], "no new child after SIGHUP");
+	ck_assert(quick_request(f.port));
+
+	/* break the file: one bad key */
+	FILE *fp = fopen(f.conf, "a");
+	ck_assert_ptr_nonnull(fp);
+	fputs("[server]\nno_such_key = 1\n", fp);
+	fclose(fp);
+	ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
+	char *log = NULL;
+	for (int i = 0; i < 200; i++) {
+		free(log);
+		log = harness_ferry_log(&f);
+		if (strstr(log, "still running on the previous configuration"))
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_ptr_nonnull(strstr(log, "no_such_key"));
+	ck_assert_ptr_nonnull(strstr(log, "still running on the previous configuration"));
+	free(log);
+	ck_assert(quick_request(f.port));
+	ck_assert_int_eq(children_of(f.pid, before, 8), 1);
+	ck_assert_int_eq(before[0], after[0]);
+	ck_assert_int_eq(harness_ferry_stop(&f), 0);
+}
+END_TEST
+
+/* daemon = yes: the command returns, the pidfile names a live master that serves, SIGTERM
+ * stops it and removes the pidfile; a second start while it runs is refused (exit 3). */
+START_TEST(daemon_and_pidfile)
+{
+	char dir[] = "/tmp/ferry-daemon-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char conf[256], pidfile[256], val[300];
+	snprintf(conf, sizeof(conf), "%s/proxy.ini", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/ferry.pid", dir);
+	int port = harness_free_port();
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "server", "daemon", "yes");
+	harness_conf_set(&c, "server", "pidfile", pidfile);
+	snprintf(val, sizeof(val), "%s/error.log", dir);
+	harness_conf_set(&c, "log", "error_log", val);
+	ck_assert_int_eq(harness_conf_write(&c, port, conf), FERRY_OK);
+
+	const char *args[] = { "-c", conf, NULL };
+	struct harness_run r;
+	harness_run_ferry(&r, args, 5000);
+	ck_assert_msg(r.status == 0, "daemon start: status %d, stderr %s", r.status, r.err);
+	harness_run_free(&r);
+
+	int pid = 0;
+	for (int i = 0; i < 200 && pid == 0; i++) {
+		FILE *fp = fopen(pidfile, "r");
+		if (fp) {
+			if (fscanf(fp, "%d", &pid) != 1)
+				pid = 0;
+			fclose(fp);
+		}
+		if (pid == 0)
+			sleep_ms(10);
+	}
+	ck_assert_int_gt(pid, 1);
+	ck_assert_int_eq(kill(pid, 0), 0);
+	int served = 0;
+	for (int i = 0; i < 100 && !served; i++) {
+		served = quick_request(port);
+		if (!served)
+			sleep_ms(20);
+	}
+	ck_assert(served);
+
+	/* a second instance with the same pidfile is refused */
+	harness_conf_set(&c, "server", "daemon", "no");
+	char conf2[300];
+	snprintf(conf2, sizeof(conf2), "%s/second.ini", dir);
+	ck_assert_int_eq(harness_conf_write(&c, harness_free_port(), conf2), FERRY_OK);
+	const char *args2[] = { "-f", "-c", conf2, NULL };
+	harness_run_ferry(&r, args2, 5000);
+	ck_assert_int_eq(r.status, 3);
+	ck_assert_ptr_nonnull(strstr(r.err, "pidfile"));
+	harness_run_free(&r);
+
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	int gone = 0;
+	for (int i = 0; i < 500 && !gone; i++) {
+		gone = kill(pid, 0) != 0 && access(pidfile, F_OK) != 0;
+		if (!gone)
+			sleep_ms(10);
+	}
+	ck_assert_msg(gone, "daemon still running or pidfile left behind");
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static Suite *service_suite(void)
+{
+	Suite *s = suite_create("service");
+	TCase *tc = tcase_create("service");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_loop_test(tc, one_connection_wakes_one_process, 0, 2);
+	tcase_add_loop_test(tc, killed_child_is_replaced, 0, 2);
+	tcase_add_loop_test(tc, graceful_stop_finishes_request, 0, 2);
+	tcase_add_loop_test(tc, reload_valid_and_invalid, 0, 2);
+	tcase_add_loop_test(tc, daemon_and_pidfile, 0, 2);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(service_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
