@@ -364,6 +364,39 @@ static void conn_parse_failed(struct conn *c, const struct http_head *h)
 	conn_error(c, h->error_status ? h->error_status : 400, h->error ? h->error : "bad request");
 }
 
+/* Max-Forwards: 0 on TRACE or OPTIONS: ferry is the final recipient (RFC 9110 section 7.6.2). */
+static void conn_answer_max_forwards(struct conn *c, const struct http_head *h)
+{
+	struct worker *w = c->w;
+	int trace = h->method.p[0] == 'T';
+	struct buf *body = buf_get(&w->bufs);
+	if (body == NULL || buf_grow(&w->bufs, &body, w->cfg->request_header_size + 1024) != FERRY_OK) {
+		buf_put(&w->bufs, body);
+		conn_error(c, 500, "out of memory");
+		return;
+	}
+	ssize_t blen = trace ? forward_trace_body(h, body->data, body->cap) : 0;
+	if (blen < 0 || conn_buf(c, &c->cout) == NULL ||
+	    buf_grow(&w->bufs, &c->cout, (uint32_t)blen + 1024) != FERRY_OK) {
+		buf_put(&w->bufs, body);
+		conn_error(c, 500, "out of memory");
+		return;
+	}
+	c->cout->start = 0;
+	c->cout->end = (uint32_t)forward_local_response(200, trace ? "message/http" : "text/plain",
+							 trace ? NULL : "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, CONNECT\r\n",
+							 body->data, (size_t)blen, c->cout->data, c->cout->cap);
+	buf_put(&w->bufs, body);
+	w->stats.status_class[2]++;
+	c->resp_head_sent = 1;
+	c->close_after = 1;
+	c->state = CS_ERROR; /* answer, then the same lingering close as an error */
+	c->cwr = 1;
+	if (c->cin)
+		c->cin->start = c->cin->end = 0;
+	conn_set_timer(c, w->tl_linger);
+}
+
 /* A complete request head sits at the start of cin: decide what to do with it. */
 static void conn_start_request(struct conn *c, struct http_head *h)
 {
@@ -424,17 +457,28 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 		c->upgrade = !h2c;
 	}
 
+	long long mf = forward_max_forwards(h);
+	if (mf == -2) {
+		conn_error(c, 400, "malformed Max-Forwards");
+		return;
+	}
+	if (mf == 0) {
+		conn_answer_max_forwards(c, h);
+		return;
+	}
+	if (mf > 0)
+		mf--;
 	if (conn_buf(c, &c->uout) == NULL) {
 		conn_error(c, 500, "out of memory");
 		return;
 	}
-	ssize_t n = forward_request_head(h, &t, cfg->via_name, c->upgrade, c->uout->data, c->uout->cap);
+	ssize_t n = forward_request_head(h, &t, cfg->via_name, c->upgrade, mf, c->uout->data, c->uout->cap);
 	if (n < 0) {
 		if (buf_grow(&w->bufs, &c->uout, cfg->request_header_size + 4096) != FERRY_OK) {
 			conn_error(c, 500, "out of memory");
 			return;
 		}
-		n = forward_request_head(h, &t, cfg->via_name, c->upgrade, c->uout->data, c->uout->cap);
+		n = forward_request_head(h, &t, cfg->via_name, c->upgrade, mf, c->uout->data, c->uout->cap);
 		if (n < 0) {
 			conn_error(c, 431, "request head too large");
 			return;

@@ -75,7 +75,8 @@ static void put_via(struct out *o, const char *via_name)
 }
 
 ssize_t forward_request_head(const struct http_head *h, const struct http_target *t,
-			     const char *via_name, int upgrade, char *out, size_t cap)
+			     const char *via_name, int upgrade, long long max_forwards, char *out,
+			     size_t cap)
 {
 	struct out o = { out, out + cap, 0 };
 	char port[8];
@@ -104,11 +105,61 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 		}
 		if (forward_is_hop_field(h, f->name))
 			continue;
+		if (max_forwards >= 0 && http_slice_eq(f->name, "max-forwards")) {
+			char mf[32];
+			int n = snprintf(mf, sizeof(mf), "Max-Forwards: %lld\r\n", max_forwards);
+			put(&o, mf, (size_t)n);
+			continue;
+		}
 		put_field(&o, f);
 	}
 	if (upgrade)
 		puts_(&o, "Connection: upgrade\r\n");
 	put_via(&o, via_name);
+	put(&o, "\r\n", 2);
+	return o.overflow ? -1 : (ssize_t)(o.p - out);
+}
+
+long long forward_max_forwards(const struct http_head *h)
+{
+	int trace = h->method.len == 5 && memcmp(h->method.p, "TRACE", 5) == 0;
+	int options = h->method.len == 7 && memcmp(h->method.p, "OPTIONS", 7) == 0;
+	if (!trace && !options)
+		return -1;
+	for (unsigned i = 0; i < h->nfields; i++) {
+		const struct http_field *f = &h->fields[i];
+		if (!http_slice_eq(f->name, "max-forwards"))
+			continue;
+		if (f->value.len == 0)
+			return -2;
+		long long v = 0;
+		for (size_t k = 0; k < f->value.len; k++) {
+			char ch = f->value.p[k];
+			if (ch < '0' || ch > '9')
+				return -2;
+			if (v < 1000000000LL)
+				v = v * 10 + (ch - '0');
+		}
+		return v;
+	}
+	return -1;
+}
+
+ssize_t forward_trace_body(const struct http_head *h, char *out, size_t cap)
+{
+	struct out o = { out, out + cap, 0 };
+	put_slice(&o, h->method);
+	put(&o, " ", 1);
+	put_slice(&o, h->target);
+	puts_(&o, h->version == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+	for (unsigned i = 0; i < h->nfields; i++) {
+		const struct http_field *f = &h->fields[i];
+		/* a reflected credential could be read by a script that sent the TRACE */
+		if (http_slice_eq(f->name, "authorization") || http_slice_eq(f->name, "proxy-authorization") ||
+		    http_slice_eq(f->name, "cookie"))
+			continue;
+		put_field(&o, f);
+	}
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }
@@ -171,6 +222,24 @@ const char *forward_reason(int status)
 	}
 }
 
+size_t forward_local_response(int status, const char *content_type, const char *extra_headers,
+			      const char *body, size_t blen, char *out, size_t cap)
+{
+	int n = snprintf(out, cap,
+			 "HTTP/1.1 %d %s\r\n"
+			 "Content-Type: %s\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Connection: close\r\n"
+			 "%s"
+			 "\r\n",
+			 status, forward_reason(status), content_type, blen,
+			 extra_headers ? extra_headers : "");
+	if (n < 0 || (size_t)n + blen > cap)
+		return 0;
+	memcpy(out + n, body, blen);
+	return (size_t)n + blen;
+}
+
 size_t forward_error_response(int status, const char *msg, const char *extra_headers, char *out,
 			      size_t cap)
 {
@@ -178,18 +247,9 @@ size_t forward_error_response(int status, const char *msg, const char *extra_hea
 	int blen = snprintf(body, sizeof(body), "ferry: %s\n", msg);
 	if (blen < 0)
 		blen = 0;
-	if ((size_t)blen >= sizeof(body))
+	if ((size_t)blen >= sizeof(body)) {
 		blen = sizeof(body) - 1;
-	int n = snprintf(out, cap,
-			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: text/plain\r\n"
-			 "Content-Length: %d\r\n"
-			 "Connection: close\r\n"
-			 "%s"
-			 "\r\n%.*s",
-			 status, forward_reason(status), blen, extra_headers ? extra_headers : "",
-			 blen, body);
-	if (n < 0)
-		return 0;
-	return (size_t)n < cap ? (size_t)n : cap - 1;
+		body[blen - 1] = '\n';
+	}
+	return forward_local_response(status, "text/plain", extra_headers, body, (size_t)blen, out, cap);
 }

@@ -16,9 +16,19 @@ int forward_is_hop_field(const struct http_head *h, struct http_slice n);
 
 /* Write the request head for the origin into out[0..cap): "METHOD PATH HTTP/1.1", Host from
  * the target, the client's end-to-end fields, "Via: 1.1 via_name". upgrade: keep Upgrade
- * and send "Connection: upgrade". Returns the length, or -1 when cap is too small. */
+ * and send "Connection: upgrade". max_forwards >= 0: send Max-Forwards with this value
+ * instead of the client's. Returns the length, or -1 when cap is too small. */
 ssize_t forward_request_head(const struct http_head *h, const struct http_target *t,
-			     const char *via_name, int upgrade, char *out, size_t cap);
+			     const char *via_name, int upgrade, long long max_forwards, char *out,
+			     size_t cap);
+
+/* Max-Forwards of a TRACE or OPTIONS request (RFC 9110 section 7.6.2): -1 when absent or the
+ * method is another one, -2 when malformed, else the value (capped). */
+long long forward_max_forwards(const struct http_head *h);
+
+/* The body of ferry's own answer to TRACE: the request head as received, minus credentials
+ * (Authorization, Proxy-Authorization, Cookie). Returns the length, or -1 if cap is too small. */
+ssize_t forward_trace_body(const struct http_head *h, char *out, size_t cap);
 
 /* How the response body travels to the client. */
 enum forward_resp_mode {
@@ -34,6 +44,11 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 			      int client_close, int keepalive_10, int upgrade,
 			      const char *via_name, char *out, size_t cap);
 
+/* A complete response ferry makes itself: status line, Content-Type, Content-Length,
+ * Connection: close, extra_headers (CRLF-terminated lines, may be NULL), body. Returns the
+ * length, or 0 when it does not fit cap. */
+size_t forward_local_response(int status, const char *content_type, const char *extra_headers,
+			      const char *body, size_t blen, char *out, size_t cap);
 /* A complete error response: status, reason phrase, a text/plain body "ferry: MSG\n",
  * Connection: close. Returns the length (truncating msg to fit cap). */
 size_t forward_error_response(int status, const char *msg, const char *extra_headers, char *out,
