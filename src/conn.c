@@ -524,6 +524,13 @@ static int conn_step_head(struct conn *c)
 	int progress = 0;
 
 	for (;;) {
+		/* RFC 9112 section 2.2: ignore empty lines before a request line (some clients
+		 * send a CRLF after a body) */
+		while (c->scanned == 0 && c->cin && buf_len(c->cin) >= 2 && buf_pos(c->cin)[0] == '\r' &&
+		       buf_pos(c->cin)[1] == '\n')
+			c->cin->start += 2;
+		if (c->cin && buf_len(c->cin) == 1 && buf_pos(c->cin)[0] == '\r' && c->crd == 0)
+			return progress; /* wait for the LF */
 		if (c->cin && buf_len(c->cin) > 0) {
 			struct http_head h;
 			memset(&h, 0, sizeof(h));

@@ -361,11 +361,11 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		fprintf(stderr, "ferry: %s: another ferry is running (pidfile held by a live process)\n",
 			cfg->pidfile);
 		log_error("%s: another ferry is running", cfg->pidfile);
-		return 3;
+		goto out;
 	}
 	if (acceptor_probe(cfg, err, sizeof(err)) != FERRY_OK) {
 		fprintf(stderr, "ferry: %s\n", err);
-		return 3;
+		goto out;
 	}
 	m.nslots = cfg->processes;
 	m.fds = calloc((size_t)m.nslots, sizeof(*m.fds));

@@ -95,20 +95,19 @@ static void worker_on_wake(struct loop *loop, int fd, int events, void *arg)
 	if (read(w->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_error("worker %d: read eventfd: %s", w->id, strerror(errno));
 
-	for (;;) {
-		struct worker_handoff batch[64];
-		size_t n = 0;
-		pthread_mutex_lock(&w->lock);
-		n = w->inbox_len < 64 ? w->inbox_len : 64;
-		memcpy(batch, w->inbox, n * sizeof(*batch));
-		memmove(w->inbox, w->inbox + n, (w->inbox_len - n) * sizeof(*batch));
-		w->inbox_len -= n;
-		pthread_mutex_unlock(&w->lock);
-		if (n == 0)
-			break;
-		for (size_t i = 0; i < n; i++)
-			conn_accept(w, &batch[i]);
-	}
+	/* swap the inbox with the (empty) spare array under the lock, so the acceptor is held
+	 * up for two pointer swaps, not for the accepting of the whole batch */
+	pthread_mutex_lock(&w->lock);
+	struct worker_handoff *batch = w->inbox;
+	size_t n = w->inbox_len, cap = w->inbox_cap;
+	w->inbox = w->spare;
+	w->inbox_cap = w->spare_cap;
+	w->inbox_len = 0;
+	pthread_mutex_unlock(&w->lock);
+	for (size_t i = 0; i < n; i++)
+		conn_accept(w, &batch[i]);
+	w->spare = batch;
+	w->spare_cap = cap;
 
 	int stop = atomic_load(&w->stop);
 	if (stop == 2) {
@@ -220,6 +219,7 @@ void worker_destroy(struct worker *w)
 	for (size_t i = 0; i < w->inbox_len; i++)
 		close(w->inbox[i].fd);
 	free(w->inbox);
+	free(w->spare);
 	free(w->fields);
 	pthread_mutex_destroy(&w->lock);
 	memset(w, 0, sizeof(*w));

@@ -47,6 +47,8 @@ struct worker {
 	pthread_mutex_t lock;
 	struct worker_handoff *inbox;
 	size_t inbox_len, inbox_cap;
+	struct worker_handoff *spare; /* the worker's side of the double buffer */
+	size_t spare_cap;
 	atomic_int stop;     /* 1: graceful stop requested, 2: stop now */
 	atomic_int nconns;   /* read by the acceptor to pick the least loaded worker */
 	atomic_int exited;   /* the thread has left its loop */
