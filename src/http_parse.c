@@ -197,6 +197,7 @@ struct framing {
 static int parse_content_length(struct http_slice v, uint64_t *out)
 {
 	const char *p = v.p, *end = v.p + v.len;
+	uint64_t first = 0;
 	int have = 0;
 
 	for (;;) {
@@ -209,14 +210,16 @@ static int parse_content_length(struct http_slice v, uint64_t *out)
 			x = x * 10 + (uint64_t)(*p - '0');
 			p++;
 		}
-		if (p == start || (have && x != *out))
+		if (p == start || (have && x != first))
 			return -1;
-		*out = x;
+		first = x;
 		have = 1;
 		while (p < end && OWS(*p))
 			p++;
-		if (p == end)
+		if (p == end) {
+			*out = first;
 			return 0;
+		}
 		if (*p++ != ',')
 			return -1;
 		while (p < end && OWS(*p))

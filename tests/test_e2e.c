@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -121,15 +122,15 @@ static void one(const char *request, struct harness_resp *r, int flags)
 static void expect_closing_error(struct harness_conn *c, struct harness_resp *r, int status,
 				 const char *what)
 {
-	EXPECT(r->status == status, "%s: status %d, want %d", what, r->status, status);
+	EXPECT(r->status == status, "%.600s: status %d, want %d", what, r->status, status);
 	EXPECT(harness_resp_has_token(r, "Connection", "close"),
-	       "%s: %d without Connection: close", what, status);
+	       "%.600s: %d without Connection: close", what, status);
 	size_t n;
 	char *rest = harness_read_to_close(c, &n, HARNESS_TIMEOUT_MS);
 
-	EXPECT(c->eof || c->err == ECONNRESET, "%s: connection not closed after %d (err %d)",
+	EXPECT(c->eof || c->err == ECONNRESET, "%.600s: connection not closed after %d (err %d)",
 	       what, status, c->err);
-	EXPECT(n == 0, "%s: %zu unexpected bytes after the %d response", what, n, status);
+	EXPECT(n == 0, "%.600s: %zu unexpected bytes after the %d response", what, n, status);
 	free(rest);
 }
 
@@ -165,7 +166,7 @@ START_TEST(cli_version)
 	ck_assert_int_eq(harness_run_ferry(&r, args, 5000), FERRY_OK);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strstr(r.out, "ferry") || strstr(r.err, "ferry"),
-		      "-v does not name ferry: out \"%s\" err \"%s\"", r.out, r.err);
+		      "-v does not name ferry: out \"%.600s\" err \"%.600s\"", r.out, r.err);
 	harness_run_free(&r);
 }
 END_TEST
@@ -179,7 +180,7 @@ START_TEST(cli_help)
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg((strcasestr(r.out, "usage") || strcasestr(r.err, "usage")) &&
 		      (strstr(r.out, "-c") || strstr(r.err, "-c")),
-		      "-h prints no usage naming -c: out \"%s\" err \"%s\"", r.out, r.err);
+		      "-h prints no usage naming -c: out \"%.600s\" err \"%.600s\"", r.out, r.err);
 	harness_run_free(&r);
 }
 END_TEST
@@ -212,7 +213,7 @@ START_TEST(cli_check_valid)
 	harness_conf_set(&conf, "access", "connect_ports", "443, 8000-8100");
 	ck_assert_int_eq(harness_conf_write(&conf, 3128, p), FERRY_OK);
 	ck_assert_int_eq(harness_run_ferry(&r, args, 5000), FERRY_OK);
-	ck_assert_msg(r.status == 0, "-t on a valid file: exit %d, out \"%s\" err \"%s\"", r.status,
+	ck_assert_msg(r.status == 0, "-t on a valid file: exit %d, out \"%.600s\" err \"%.600s\"", r.status,
 		      r.out, r.err);
 	harness_run_free(&r);
 	tfile_rm("ok.ini");
@@ -239,7 +240,7 @@ START_TEST(cli_check_invalid)
 	/* every error is reported, each with its line */
 	ck_assert_msg((strstr(r.err, want3) || strstr(r.out, want3)) &&
 		      (strstr(r.err, want6) || strstr(r.out, want6)),
-		      "want \"%s...\" and \"%s...\"; got out \"%s\" err \"%s\"", want3, want6,
+		      "want \"%.600s...\" and \"%.600s...\"; got out \"%.600s\" err \"%.600s\"", want3, want6,
 		      r.out, r.err);
 	harness_run_free(&r);
 	tfile_rm("bad.ini");
@@ -262,7 +263,7 @@ START_TEST(cli_check_out_of_range)
 					       "threads = 0\n"), FERRY_OK);
 	ck_assert_int_eq(harness_run_ferry(&r, args, 5000), FERRY_OK);
 	ck_assert_msg(r.status == 1, "threads = 0 accepted by -t (exit %d)", r.status);
-	ck_assert_msg(strstr(r.err, want) || strstr(r.out, want), "want \"%s...\"; got \"%s\"",
+	ck_assert_msg(strstr(r.err, want) || strstr(r.out, want), "want \"%.600s...\"; got \"%.600s\"",
 		      want, r.err);
 	harness_run_free(&r);
 	tfile_rm("range.ini");
@@ -279,7 +280,7 @@ START_TEST(cli_missing_config)
 	ck_assert_int_eq(harness_run_ferry(&r, args, 5000), FERRY_OK);
 	ck_assert_msg(r.status == 1, "-t on a missing file: exit %d", r.status);
 	ck_assert_msg(strstr(r.err, "/nonexistent/ferry/proxy.ini") != NULL,
-		      "the error does not name the file: \"%s\"", r.err);
+		      "the error does not name the file: \"%.600s\"", r.err);
 	harness_run_free(&r);
 }
 END_TEST
@@ -297,10 +298,10 @@ START_TEST(cli_port_in_use)
 	harness_conf_base(&conf, "poll", NULL);
 	ck_assert_int_eq(harness_conf_write(&conf, port, p), FERRY_OK);
 	ck_assert_int_eq(harness_run_ferry(&r, args, 10000), FERRY_OK);
-	ck_assert_msg(r.status == 3, "port in use: exit %d, want 3; err \"%s\"", r.status, r.err);
+	ck_assert_msg(r.status == 3, "port in use: exit %d, want 3; err \"%.600s\"", r.status, r.err);
 	for (const char *s = r.err; *s; s++)
 		lines += *s == '\n';
-	ck_assert_msg(lines == 1, "port in use: want one line on stderr, got %d: \"%s\"", lines,
+	ck_assert_msg(lines == 1, "port in use: want one line on stderr, got %d: \"%.600s\"", lines,
 		      r.err);
 	harness_run_free(&r);
 	close(lfd);
@@ -341,11 +342,11 @@ START_TEST(get_rewritten_to_origin_form)
 	EXPECT(r.status == 200, "status %d", r.status);
 	EXPECT(strncmp(r.body, "GET /headers HTTP/1.1\r\n", 23) == 0,
 	       "origin saw request line \"%.60s\"", r.body);
-	EXPECT(strstr(r.body, host) != NULL, "Host not regenerated from the target: \"%s\"", r.body);
-	EXPECT(strstr(r.body, "wrong.example") == NULL, "client's Host forwarded: \"%s\"", r.body);
-	EXPECT(strcasestr(r.body, "Proxy-Connection") == NULL, "Proxy-Connection forwarded: \"%s\"",
+	EXPECT(strstr(r.body, host) != NULL, "Host not regenerated from the target: \"%.600s\"", r.body);
+	EXPECT(strstr(r.body, "wrong.example") == NULL, "client's Host forwarded: \"%.600s\"", r.body);
+	EXPECT(strcasestr(r.body, "Proxy-Connection") == NULL, "Proxy-Connection forwarded: \"%.600s\"",
 	       r.body);
-	EXPECT(strstr(r.body, "\r\nX-Custom: kept\r\n") != NULL, "end-to-end field lost: \"%s\"",
+	EXPECT(strstr(r.body, "\r\nX-Custom: kept\r\n") != NULL, "end-to-end field lost: \"%.600s\"",
 	       r.body);
 	harness_resp_free(&r);
 	free(q);
@@ -412,15 +413,15 @@ static void relay_sizes(const char *kind, const size_t *sizes, size_t nsizes)
 		char *q = req("GET", path, "Connection: close\r\n");
 
 		one(q, &r, 0);
-		EXPECT(r.status == 200, "%s: status %d", path, r.status);
-		EXPECT(r.complete, "%s: body incomplete (%zu bytes)", path, r.body_len);
-		EXPECT(r.body_len == sizes[k], "%s: %zu bytes relayed", path, r.body_len);
-		EXPECT(is_pattern(r.body, r.body_len), "%s: body bytes differ", path);
+		EXPECT(r.status == 200, "%.600s: status %d", path, r.status);
+		EXPECT(r.complete, "%.600s: body incomplete (%zu bytes)", path, r.body_len);
+		EXPECT(r.body_len == sizes[k], "%.600s: %zu bytes relayed", path, r.body_len);
+		EXPECT(is_pattern(r.body, r.body_len), "%.600s: body bytes differ", path);
 		if (strcmp(kind, "len") == 0) {
 			const char *cl = harness_resp_header(&r, "Content-Length");
 
 			EXPECT(cl && strtoull(cl, NULL, 10) == sizes[k],
-			       "%s: Content-Length %s", path, cl ? cl : "(none)");
+			       "%.600s: Content-Length %.600s", path, cl ? cl : "(none)");
 		}
 		harness_resp_free(&r);
 		free(q);
@@ -473,8 +474,8 @@ START_TEST(relay_status_codes)
 		char *q = req("GET", path, "Connection: close\r\n");
 
 		one(q, &r, 0);
-		EXPECT(r.status == codes[k], "%s: status %d", path, r.status);
-		EXPECT(r.body_len == 0, "%s: %zu body bytes", path, r.body_len);
+		EXPECT(r.status == codes[k], "%.600s: status %d", path, r.status);
+		EXPECT(r.body_len == 0, "%.600s: %zu body bytes", path, r.body_len);
 		harness_resp_free(&r);
 		free(q);
 		free(path);
@@ -515,7 +516,7 @@ START_TEST(connect_tunnel_echo)
 	ck_assert_int_eq(harness_send_str(&c, "ping\n"), FERRY_OK);
 	EXPECT(harness_read_atleast(&c, 5, HARNESS_TIMEOUT_MS) == 5, "tunnel: no echo");
 	in = harness_take(&c, 5);
-	EXPECT(strcmp(in, "ping\n") == 0, "tunnel echoed \"%s\"", in);
+	EXPECT(strcmp(in, "ping\n") == 0, "tunnel echoed \"%.600s\"", in);
 	free(in);
 	/* 1 MiB both ways at once: only a real two-way relay gets through */
 	EXPECT(harness_pump(&c, data, big, 0, big, &in, &inlen, HARNESS_TIMEOUT_MS) == FERRY_OK,
@@ -648,7 +649,7 @@ static void expect_400s(const char *const *bad, size_t n, int status)
 		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
-		       "%s: no response (eof %d err %d)", what, c.eof, c.err);
+		       "%.600s: no response (eof %d err %d)", what, c.eof, c.err);
 		expect_closing_error(&c, &r, status, what);
 		harness_resp_free(&r);
 		harness_close(&c);
@@ -756,14 +757,14 @@ START_TEST(processes_and_threads_concurrent)
 		struct harness_resp r;
 
 		EXPECT(harness_read_response(&c[k], &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
-		       "%s: no response (err %d)", paths[k], c[k].err);
-		EXPECT(r.status == 200 && r.complete, "%s: status %d complete %d", paths[k],
+		       "%.600s: no response (err %d)", paths[k], c[k].err);
+		EXPECT(r.status == 200 && r.complete, "%.600s: status %d complete %d", paths[k],
 		       r.status, r.complete);
 		if (k % 3 == 2)
-			EXPECT(strcmp(r.body, "ok") == 0, "%s: body \"%s\"", paths[k], r.body);
+			EXPECT(strcmp(r.body, "ok") == 0, "%.600s: body \"%.600s\"", paths[k], r.body);
 		else
 			EXPECT(r.body_len == (size_t)(k % 3 == 0 ? 50000 + k : 30000 + k) &&
-			       is_pattern(r.body, r.body_len), "%s: body wrong (%zu bytes)",
+			       is_pattern(r.body, r.body_len), "%.600s: body wrong (%zu bytes)",
 			       paths[k], r.body_len);
 		harness_resp_free(&r);
 		harness_close(&c[k]);
@@ -832,10 +833,10 @@ START_TEST(pipelined_in_order)
 		struct harness_resp r;
 
 		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
-		       "pipelined #%zu %s: no response (eof %d err %d)", k, paths[k], c.eof, c.err);
+		       "pipelined #%zu %.600s: no response (eof %d err %d)", k, paths[k], c.eof, c.err);
 		EXPECT(r.status == (lens[k] ? 200 : 204) && r.body_len == (size_t)lens[k] &&
 		       is_pattern(r.body, r.body_len),
-		       "pipelined #%zu %s: status %d, %zu bytes (out of order?)", k, paths[k],
+		       "pipelined #%zu %.600s: status %d, %zu bytes (out of order?)", k, paths[k],
 		       r.status, r.body_len);
 		harness_resp_free(&r);
 	}
@@ -985,7 +986,7 @@ START_TEST(via_added)
 	q = req("GET", "/headers", "Connection: close\r\n");
 	one(q, &r, 0);
 	EXPECT(r.status == 200 && strcasestr(r.body, "\r\nVia: 1.1 ") != NULL,
-	       "no \"Via: 1.1 NAME\" in the forwarded request: \"%s\"", r.body);
+	       "no \"Via: 1.1 NAME\" in the forwarded request: \"%.600s\"", r.body);
 	harness_resp_free(&r);
 	free(q);
 
@@ -993,7 +994,7 @@ START_TEST(via_added)
 	q = req("GET", "/headers", "Via: 1.0 upstream-proxy\r\nConnection: close\r\n");
 	one(q, &r, 0);
 	EXPECT(r.status == 200 && strstr(r.body, "1.0 upstream-proxy") != NULL &&
-	       strcasestr(r.body, "1.1 ") != NULL, "existing Via not kept and extended: \"%s\"",
+	       strcasestr(r.body, "1.1 ") != NULL, "existing Via not kept and extended: \"%.600s\"",
 	       r.body);
 	harness_resp_free(&r);
 	free(q);
@@ -1036,9 +1037,9 @@ START_TEST(hop_by_hop_removed)
 	one(q, &r, 0);
 	EXPECT(r.status == 200, "status %d", r.status);
 	for (size_t k = 0; k < sizeof(gone) / sizeof(gone[0]); k++)
-		EXPECT(strcasestr(r.body, gone[k]) == NULL, "hop-by-hop \"%s\" forwarded: \"%s\"",
+		EXPECT(strcasestr(r.body, gone[k]) == NULL, "hop-by-hop \"%.600s\" forwarded: \"%.600s\"",
 		       gone[k] + 2, r.body);
-	EXPECT(strstr(r.body, "\r\nX-End: kept\r\n") != NULL, "end-to-end field lost: \"%s\"",
+	EXPECT(strstr(r.body, "\r\nX-End: kept\r\n") != NULL, "end-to-end field lost: \"%.600s\"",
 	       r.body);
 	harness_resp_free(&r);
 	free(q);
@@ -1059,7 +1060,7 @@ START_TEST(all_methods_forwarded)
 
 		one(q, &r, 0);
 		EXPECT(r.status == 200 && strncmp(r.body, line, strlen(line)) == 0,
-		       "%s: status %d, origin saw \"%.40s\"", methods[k], r.status, r.body);
+		       "%.600s: status %d, origin saw \"%.40s\"", methods[k], r.status, r.body);
 		harness_resp_free(&r);
 		free(line);
 		free(q);
@@ -1146,7 +1147,7 @@ START_TEST(response_framing_502)
 		char *q = req("GET", path, "Connection: close\r\n");
 
 		one(q, &r, 0);
-		EXPECT(r.status == 502, "%s: status %d, want 502", path, r.status);
+		EXPECT(r.status == 502, "%.600s: status %d, want 502", path, r.status);
 		harness_resp_free(&r);
 		free(q);
 		free(path);
@@ -1169,7 +1170,7 @@ START_TEST(response_truncated_never_clean)
 		/* keep-alive asked for: a clean end would have to be a complete body */
 		if (harness_request(ferry.port, q, &r, 0) == FERRY_OK)
 			EXPECT(r.status == 502 || (r.status == 200 && !r.complete),
-			       "%s: status %d, complete %d: a broken body looked whole", path,
+			       "%.600s: status %d, complete %d: a broken body looked whole", path,
 			       r.status, r.complete);
 		harness_resp_free(&r);
 		free(q);
@@ -1216,7 +1217,7 @@ START_TEST(informational_relayed)
 	harness_resp_free(&r);
 	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
 	       r.status == 200 && strcmp(r.body, "ok") == 0,
-	       "final response after 1xx: status %d body \"%s\"", r.status, r.body);
+	       "final response after 1xx: status %d body \"%.600s\"", r.status, r.body);
 	harness_resp_free(&r);
 	harness_close(&c);
 	free(q);
@@ -1242,9 +1243,213 @@ START_TEST(expect_100_continue)
 	ck_assert_int_eq(harness_send_str(&c, "hello"), FERRY_OK);
 	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
 	       r.status == 200 && strcmp(r.body, "hello") == 0,
-	       "after 100-continue: status %d body \"%s\"", r.status, r.body);
+	       "after 100-continue: status %d body \"%.600s\"", r.status, r.body);
 	harness_resp_free(&r);
 	harness_close(&c);
+	free(q);
+	end();
+}
+END_TEST
+
+START_TEST(tunnel_idle_closes)
+{
+	struct harness_conn c;
+	size_t n;
+	char *rest;
+
+	begin(_i);
+	harness_conf_set(&conf, "timeouts", "tunnel_idle", "0.5");
+	go();
+	connect_tunnel(&c, origin.echo_port);
+	ck_assert_int_eq(harness_send_str(&c, "x"), FERRY_OK);
+	EXPECT(harness_read_atleast(&c, 1, HARNESS_TIMEOUT_MS) == 1, "tunnel: no echo");
+	free(harness_take(&c, 1));
+	/* then silence: ferry must end the tunnel (the read below only guards a hang) */
+	rest = harness_read_to_close(&c, &n, HARNESS_TIMEOUT_MS);
+	EXPECT(c.eof || c.err == ECONNRESET, "idle tunnel not closed at tunnel_idle (err %d)",
+	       c.err);
+	EXPECT(n == 0, "idle tunnel: %zu unexpected bytes", n);
+	free(rest);
+	harness_close(&c);
+	end();
+}
+END_TEST
+
+START_TEST(request_header_deadline)
+{
+	struct harness_conn c;
+	size_t n;
+	char *rest;
+	char *q;
+
+	begin(_i);
+	harness_conf_set(&conf, "timeouts", "request_header", "0.5");
+	go();
+	/* a head that never ends (slowloris) */
+	q = fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", origin.port,
+		origin.port);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	rest = harness_read_to_close(&c, &n, HARNESS_TIMEOUT_MS);
+	EXPECT(c.eof || c.err == ECONNRESET, "unfinished head not cut at request_header (err %d)",
+	       c.err);
+	EXPECT(n == 0 || strncmp(rest, "HTTP/1.1 408 ", 13) == 0,
+	       "unfinished head: answered \"%.40s\", want nothing or 408", rest);
+	free(rest);
+	harness_close(&c);
+	EXPECT(origin_serial() == 1, "an unfinished head reached the origin");
+	free(q);
+	end();
+}
+END_TEST
+
+/* localhost comes from /etc/hosts (no DNS server is needed or used) */
+START_TEST(hostname_from_hosts_file)
+{
+	struct harness_resp r;
+	char *q;
+
+	begin(_i);
+	harness_conf_set(&conf, "timeouts", "dns", "2");
+	go();
+	q = fmt("GET http://localhost:%d/headers HTTP/1.1\r\nHost: localhost:%d\r\n"
+		"Connection: close\r\n\r\n", origin.port, origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 200, "http://localhost: status %d", r.status);
+	free(q);
+	q = fmt("\r\nHost: localhost:%d\r\n", origin.port);
+	EXPECT(strstr(r.body, q) != NULL, "Host for a name target: \"%.600s\"", r.body);
+	harness_resp_free(&r);
+	free(q);
+	end();
+}
+END_TEST
+
+START_TEST(error_bodies_text_plain)
+{
+	struct harness_resp r;
+	int closed = harness_free_port();
+	char *q;
+
+	begin(_i);
+	go();
+	q = fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
+	one(q, &r, 0);
+	EXPECT(r.status == 502, "status %d", r.status);
+	EXPECT(harness_resp_header(&r, "Content-Type") &&
+	       strncasecmp(harness_resp_header(&r, "Content-Type"), "text/plain", 10) == 0,
+	       "error without Content-Type: text/plain");
+	EXPECT(r.body_len > 0, "error without a body naming the problem");
+	for (size_t k = 0; k < r.body_len; k++)
+		EXPECT((r.body[k] >= 0x20 && r.body[k] < 0x7f) || r.body[k] == '\n' ||
+		       r.body[k] == '\r' || r.body[k] == '\t',
+		       "error body holds byte 0x%02x at %zu", (unsigned char)r.body[k], k);
+	harness_resp_free(&r);
+	free(q);
+	end();
+}
+END_TEST
+
+START_TEST(limits_414_431)
+{
+	struct harness_conn c;
+	struct harness_resp r;
+	char *longpath = harness_pattern(300);
+	char *q, *fields = fmt("%s", ""), *big = harness_pattern(3000);
+
+	begin(_i);
+	harness_conf_set(&conf, "limits", "request_line", "128");
+	harness_conf_set(&conf, "limits", "header_fields", "10");
+	harness_conf_set(&conf, "limits", "request_header_size", "2048");
+	go();
+	longpath[0] = '/';
+	q = req("GET", longpath, "");
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+	       "long request line: no response");
+	expect_closing_error(&c, &r, 414, "request line over request_line");
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q);
+
+	for (int k = 0; k < 20; k++) {
+		char *f = fmt("%sX-F%d: %d\r\n", fields, k, k);
+
+		free(fields);
+		fields = f;
+	}
+	q = req("GET", "/len/1", fields);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+	       "too many fields: no response");
+	expect_closing_error(&c, &r, 431, "fields over header_fields");
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q);
+
+	free(fields);
+	fields = fmt("Cookie: %s\r\n", big);
+	q = req("GET", "/len/1", fields);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+	       "head too large: no response");
+	expect_closing_error(&c, &r, 431, "head over request_header_size");
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q);
+	EXPECT(origin_serial() == 1, "an oversized request reached the origin");
+	free(fields);
+	free(big);
+	free(longpath);
+	end();
+}
+END_TEST
+
+START_TEST(https_target_501)
+{
+	struct harness_resp r;
+	char *q;
+
+	begin(_i);
+	go();
+	q = fmt("GET https://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", origin.port,
+		origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 501, "https:// target: status %d, want 501", r.status);
+	harness_resp_free(&r);
+	free(q);
+	end();
+}
+END_TEST
+
+START_TEST(max_forwards)
+{
+	struct harness_resp r;
+	char *q;
+
+	begin(_i);
+	go();
+	q = req("OPTIONS", "/headers", "Max-Forwards: 0\r\nConnection: close\r\n");
+	one(q, &r, 0);
+	EXPECT(r.status == 200, "OPTIONS Max-Forwards 0: status %d, want ferry's own 200",
+	       r.status);
+	harness_resp_free(&r);
+	free(q);
+	q = req("TRACE", "/headers", "Max-Forwards: 0\r\nConnection: close\r\n");
+	one(q, &r, 0);
+	EXPECT(r.status == 200 && strncmp(r.body, "TRACE ", 6) == 0,
+	       "TRACE Max-Forwards 0: status %d body \"%.40s\"", r.status, r.body);
+	harness_resp_free(&r);
+	free(q);
+	EXPECT(origin_serial() == 1, "Max-Forwards: 0 reached the origin");
+	q = req("OPTIONS", "/headers", "Max-Forwards: 3\r\nConnection: close\r\n");
+	one(q, &r, 0);
+	EXPECT(r.status == 200 && strcasestr(r.body, "\r\nMax-Forwards: 2\r\n") != NULL,
+	       "OPTIONS Max-Forwards 3: not forwarded with 2: \"%.600s\"", r.body);
+	harness_resp_free(&r);
 	free(q);
 	end();
 }
@@ -1279,11 +1484,13 @@ static const struct test_entry tests[] = {
 	T("tunnel", connect_half_close, 1),
 	T("tunnel", connect_port_not_allowed, 1),
 	T("tunnel", connect_refused_502, 1),
+	T("tunnel", tunnel_idle_closes, 1),
 	T("errors", client_not_allowed_403, 1),
 	T("errors", client_denied_403, 1),
 	T("errors", malformed_request_400, 1),
 	T("errors", unreachable_origin_502, 1),
 	T("errors", connect_timeout_504, 1),
+	T("errors", request_header_deadline, 1),
 	T("concurrency", processes_and_threads_concurrent, 1),
 	T("http11", client_keep_alive, 1),
 	T("http11", pipelined_in_order, 1),
@@ -1302,6 +1509,11 @@ static const struct test_entry tests[] = {
 	T("http11", http10_client_gets_close_delimited, 1),
 	T("http11", informational_relayed, 1),
 	T("http11", expect_100_continue, 1),
+	T("http11", hostname_from_hosts_file, 1),
+	T("http11", error_bodies_text_plain, 1),
+	T("http11", limits_414_431, 1),
+	T("http11", https_target_501, 1),
+	T("http11", max_forwards, 1),
 };
 
 static Suite *e2e_suite(void)

@@ -159,6 +159,10 @@ START_TEST(test_mod_del)
 	ck_assert_int_eq(loop_mod(loop, p[0], 0), FERRY_OK);
 	ck_assert_int_eq(loop_run_once(loop, 0), 0);
 	ck_assert_int_eq(calls[p[0]], 2);
+	/* ... and it does not cut a wait short (a wait is never shorter than asked). */
+	uint64_t t0 = mono_ms();
+	ck_assert_int_eq(loop_run_once(loop, 30), 0);
+	ck_assert_uint_ge(mono_ms(), t0 + 30);
 
 	loop_del(loop, p[0]);
 	ck_assert_int_eq(loop_events(loop, p[0]), -1);
@@ -228,6 +232,55 @@ START_TEST(test_delete_other_in_callback)
 	close(survivor);
 	close(a[1]);
 	close(b[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* Whichever runs first sets the other's interest to mod_to. */
+static int mod_to;
+
+static void mod_other_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	int other = fd == del_pair[0] ? del_pair[1] : del_pair[0];
+
+	rec_cb(loop, fd, events, arg);
+	ck_assert_int_eq(loop_mod(loop, other, mod_to), FERRY_OK);
+}
+
+START_TEST(test_mod_other_in_callback)
+{
+	struct loop *loop = new_loop(_i);
+	int a[2], b[2];
+
+	/* Two writable ends; the other loses WRITE interest before its turn. */
+	reset_rec();
+	make_pipe(a);
+	make_pipe(b);
+	del_pair[0] = a[1];
+	del_pair[1] = b[1];
+	mod_to = LOOP_READ;
+	ck_assert_int_eq(loop_add(loop, a[1], LOOP_WRITE, mod_other_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, b[1], LOOP_WRITE, mod_other_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(total_calls, 1);
+	loop_del(loop, a[1]);
+	loop_del(loop, b[1]);
+
+	/* Two hung-up read ends; the other is paused before its turn: not even HUP. */
+	reset_rec();
+	close(a[1]);
+	close(b[1]);
+	del_pair[0] = a[0];
+	del_pair[1] = b[0];
+	mod_to = 0;
+	ck_assert_int_eq(loop_add(loop, a[0], LOOP_READ, mod_other_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, b[0], LOOP_READ, mod_other_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(total_calls, 1);
+	loop_del(loop, a[0]);
+	loop_del(loop, b[0]);
+	close(a[0]);
+	close(b[0]);
 	loop_destroy(loop);
 }
 END_TEST
@@ -820,6 +873,7 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(io, test_pipe_readiness, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_mod_del, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_delete_other_in_callback, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_mod_other_in_callback, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_add_from_callback, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_hup, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_many_fds_random, 0, NBACKENDS);
