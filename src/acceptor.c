@@ -26,6 +26,7 @@
 
 #include "acceptor.h"
 #include "acl.h"
+#include "clients.h"
 #include "log.h"
 #include "status.h"
 #include "worker.h"
@@ -93,6 +94,7 @@ struct acceptor {
 	struct worker *workers;
 	int nworkers;
 	atomic_int paused;
+	struct clients clients; /* per_client counts, when the limit is set */
 	int wake_fd;  /* eventfd: a worker freed a slot */
 	int sig_fd;   /* signalfd */
 	uint64_t wakeups, empty_wakeups, accepted, denied;
@@ -162,11 +164,20 @@ static int acceptor_drain(struct acceptor *a, int lfd)
 		first = 0;
 		a->accepted++;
 		h.fd = fd;
-		h.denied = !client_allowed(a->cfg, (const struct sockaddr *)&h.peer);
-		if (h.denied)
+		if (!client_allowed(a->cfg, (const struct sockaddr *)&h.peer)) {
+			h.deny_status = 403;
 			a->denied++;
-		if (worker_handoff(acceptor_pick(a), &h) != FERRY_OK)
+		} else if (a->cfg->per_client > 0) {
+			if (clients_acquire(&a->clients, (const struct sockaddr *)&h.peer) == FERRY_OK)
+				h.counted = 1;
+			else
+				h.deny_status = 429;
+		}
+		if (worker_handoff(acceptor_pick(a), &h) != FERRY_OK) {
+			if (h.counted)
+				clients_release(&a->clients, (const struct sockaddr *)&h.peer);
 			close(fd);
+		}
 	}
 }
 
@@ -247,6 +258,10 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		maxfds = (int)rl.rlim_cur;
 
+	if (cfg->per_client > 0 && clients_init(&a.clients, cfg->per_client) != FERRY_OK) {
+		log_error("out of memory");
+		goto out;
+	}
 	a.nworkers = cfg->threads;
 	a.workers = calloc((size_t)a.nworkers, sizeof(*a.workers));
 	if (a.workers == NULL) {
@@ -259,6 +274,7 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 			goto out;
 		}
 		a.workers[i].paused = &a.paused;
+		a.workers[i].clients = cfg->per_client > 0 ? &a.clients : NULL;
 		a.workers[i].accept_wake_fd = a.wake_fd;
 	}
 	for (; started < a.nworkers; started++) {
@@ -337,6 +353,7 @@ out:
 		for (int i = 0; i < a.nworkers; i++)
 			worker_destroy(&a.workers[i]);
 	free(a.workers);
+	clients_destroy(&a.clients);
 	if (a.sig_fd >= 0)
 		close(a.sig_fd);
 	if (a.wake_fd >= 0)

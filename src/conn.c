@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "clients.h"
 #include "conn.h"
 #include "dns.h"
 #include "forward.h"
@@ -71,6 +72,7 @@ struct conn {
 	unsigned resp_dechunk : 1;         /* decode chunked for an HTTP/1.0 client */
 	unsigned up_reusable : 1;          /* the origin keeps the connection open */
 	unsigned up_wr_failed : 1;
+	unsigned counted : 1;              /* in the per-client table (w->clients) */
 
 	struct buf *cin, *cout, *uin, *uout;
 	size_t scanned, uscanned;          /* head parsing progress in cin / uin */
@@ -172,6 +174,8 @@ static void conn_close(struct conn *c, int reset)
 		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->counted)
+		clients_release(w->clients, (const struct sockaddr *)&c->peer);
 	free(c);
 	worker_conn_closed(w);
 }
@@ -1340,6 +1344,8 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
+		if (h->counted && w->clients)
+			clients_release(w->clients, (const struct sockaddr *)&h->peer);
 		close(h->fd);
 		worker_conn_closed(w);
 		return;
@@ -1348,6 +1354,7 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 	c->fd = h->fd;
 	c->ufd = -1;
 	c->peer = h->peer;
+	c->counted = h->counted && w->clients != NULL;
 	timer_init(&c->timer, conn_on_timer);
 	conn_reset_request(c);
 	c->next = w->conns;
@@ -1366,8 +1373,9 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 	 * would hold the last piece back for 40 ms */
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (h->denied) {
-		conn_error(c, 403, "client address not allowed");
+	if (h->deny_status) {
+		conn_error(c, h->deny_status, h->deny_status == 429 ? "too many connections from this address"
+								    : "client address not allowed");
 		conn_run(c);
 		return;
 	}

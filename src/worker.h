@@ -17,10 +17,13 @@
 
 struct dns;
 struct conn;
+struct clients;
 
 struct worker_handoff {
 	int fd;
-	int denied;   /* the acceptor's ACL refused this client: answer 403 and close */
+	int deny_status; /* 0, or the acceptor refused this client: 403 (ACL) or 429
+			    (per_client): answer that and close */
+	int counted;     /* counted in the per-client table: count it out when it closes */
 	struct sockaddr_storage peer;
 };
 
@@ -53,6 +56,7 @@ struct worker {
 	atomic_int nconns;   /* read by the acceptor to pick the least loaded worker */
 	atomic_int exited;   /* the thread has left its loop */
 	atomic_int *paused;  /* the acceptor's backpressure flag (shared) */
+	struct clients *clients; /* per-client connection counts (shared, locked), or NULL */
 	int accept_wake_fd;  /* written when a slot frees while the acceptor is paused */
 
 	struct conn *conns;  /* every client connection of this worker (for shutdown) */

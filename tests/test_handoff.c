@@ -103,7 +103,7 @@ START_TEST(test_handoff_denied_gets_403)
 	struct worker_handoff h;
 	memset(&h, 0, sizeof(h));
 	h.fd = sv[1];
-	h.denied = 1;
+	h.deny_status = 403;
 	ck_assert_int_eq(worker_handoff(&w, &h), FERRY_OK);
 	char resp[4096];
 	read_all(sv[0], resp, sizeof(resp));

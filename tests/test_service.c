@@ -331,6 +331,48 @@ START_TEST(daemon_and_pidfile)
 }
 END_TEST
 
+/* [limits] per_client: the connection over the cap gets 429 and is closed; a slot freed by
+ * a client that leaves is given to the next one. */
+START_TEST(per_client_cap)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "limits", "per_client", "2");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	/* the harness's start-up probe has come and gone once a request round-trips */
+	ck_assert(quick_request(f.port));
+	sleep_ms(100);
+	struct harness_conn a, b, x;
+	ck_assert_int_eq(harness_connect(&a, f.port), FERRY_OK);
+	ck_assert_int_eq(harness_connect(&b, f.port), FERRY_OK);
+	sleep_ms(100); /* both counted in before the third arrives */
+	ck_assert_int_eq(harness_connect(&x, f.port), FERRY_OK);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&x, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 429);
+	ck_assert(harness_resp_has_token(&r, "Connection", "close"));
+	harness_resp_free(&r);
+	harness_close(&x);
+	/* the two counted connections still work */
+	ck_assert_int_eq(harness_send_str(&a, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
+	ck_assert_int_eq(harness_read_response(&a, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 400);
+	harness_resp_free(&r);
+	harness_close(&a);
+	/* a's slot frees once ferry has seen it go */
+	int served = 0;
+	for (int i = 0; i < 100 && !served; i++) {
+		served = quick_request(f.port);
+		if (!served)
+			sleep_ms(20);
+	}
+	ck_assert(served);
+	harness_close(&b);
+	ck_assert_int_eq(harness_ferry_stop(&f), 0);
+}
+END_TEST
+
 static Suite *service_suite(void)
 {
 	Suite *s = suite_create("service");
@@ -342,6 +384,7 @@ static Suite *service_suite(void)
 	tcase_add_loop_test(tc, graceful_stop_finishes_request, 0, 2);
 	tcase_add_loop_test(tc, reload_valid_and_invalid, 0, 2);
 	tcase_add_loop_test(tc, daemon_and_pidfile, 0, 2);
+	tcase_add_loop_test(tc, per_client_cap, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
