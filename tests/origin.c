@@ -663,6 +663,24 @@ static void *serve_http(void *arg)
 			ok = send_simple(fd, &rq, 404, "no such raw\n", 12);
 			head = NULL;
 			sink.data = NULL;
+		} else if (strcmp(rq.path, "/ws") == 0) {
+			/* an upgrade to an echo protocol: 101, then every byte comes back */
+			if (strcasestr(head, "\nupgrade: websocket\r\n") == NULL ||
+			    strcasestr(head, "\nconnection: upgrade\r\n") == NULL) {
+				ok = send_simple(fd, &rq, 426, "upgrade required\n", 17);
+			} else if (write_str(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+						 "Connection: Upgrade\r\n\r\n") == 0) {
+				char buf[16384];
+				ssize_t got;
+				if (rb.len > 0 && write_all(fd, rb.data, rb.len) < 0)
+					rb.len = 0;
+				rb.len = 0;
+				while ((got = recv(fd, buf, sizeof(buf), 0)) > 0)
+					if (write_all(fd, buf, (size_t)got) < 0)
+						break;
+				shutdown(fd, SHUT_WR);
+			}
+			keep = 0;
 		} else if (strcmp(rq.path, "/stall") == 0) {
 			char junk[4096];
 

@@ -1,0 +1,389 @@
+/* test_stream.c - HTTP relay under volume and over time: 1 GiB streamed both ways with flat
+ * memory, upgrades becoming tunnels, the upstream pool's idle expiry, and the retry of a safe
+ * request whose pooled connection the origin closed as it was reused. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "status.h"
+
+static const char *const muxes[] = { "poll", "epoll" };
+static struct harness_origin origin;
+static struct harness_ferry ferry;
+
+static void teardown(void)
+{
+	harness_cleanup();
+}
+
+static void start(int mux, const char *extra_section, const char *key, const char *value)
+{
+	ck_assert_int_eq(harness_origin_start(&origin), FERRY_OK);
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[mux], &origin);
+	harness_conf_set(&c, "server", "processes", "1");
+	harness_conf_set(&c, "server", "threads", "1");
+	if (extra_section)
+		harness_conf_set(&c, extra_section, key, value);
+	ck_assert_int_eq(harness_ferry_start(&ferry, &c), FERRY_OK);
+}
+
+static void stop(void)
+{
+	ck_assert_int_eq(harness_ferry_stop(&ferry), 0);
+	harness_origin_stop(&origin);
+}
+
+/* Resident KiB of ferry's (only) child process. */
+static long child_rss_kib(void)
+{
+	DIR *d = opendir("/proc");
+	long rss = -1;
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL) {
+		char path[300], buf[4096];
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *pp = strstr(buf, "\nPPid:");
+		char *rp = strstr(buf, "\nVmRSS:");
+		if (pp && rp && atoi(pp + 6) == ferry.pid) {
+			rss = atol(rp + 7);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	return rss;
+}
+
+#define GIB (1024ULL * 1024 * 1024)
+
+/* 1 GiB download: every byte arrives, the pattern holds, ferry's memory stays flat. */
+START_TEST(download_1gib_flat_memory)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	char req[256];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/big/%llu HTTP/1.1\r\nHost: x\r\n\r\n",
+		 origin.port, GIB);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	/* skip the head */
+	ck_assert_uint_gt(harness_read_atleast(&c, 4, HARNESS_TIMEOUT_MS), 0);
+	char *end = NULL;
+	while ((end = memmem(c.buf, c.len, "\r\n\r\n", 4)) == NULL && !c.eof && !c.err)
+		harness_read_atleast(&c, c.len + 1, HARNESS_TIMEOUT_MS);
+	ck_assert_ptr_nonnull(end);
+	ck_assert_msg(strncmp(c.buf, "HTTP/1.1 200", 12) == 0, "%.40s", c.buf);
+	size_t head = (size_t)(end + 4 - c.buf);
+	unsigned long long got = c.len - head;
+	for (size_t i = head; i < c.len; i++)
+		ck_assert_int_eq(c.buf[i], 'a' + (int)((i - head) % 26));
+	long rss0 = child_rss_kib(), rss_max = rss0;
+	char buf[1 << 16];
+	int checks = 0;
+	while (got < GIB) {
+		struct pollfd p = { c.fd, POLLIN, 0 };
+		ck_assert_int_gt(poll(&p, 1, HARNESS_TIMEOUT_MS), 0);
+		ssize_t r = read(c.fd, buf, sizeof(buf));
+		ck_assert_int_gt(r, 0);
+		/* spot-check the pattern: the first byte of every read */
+		ck_assert_int_eq(buf[0], 'a' + (int)(got % 26));
+		got += (unsigned long long)r;
+		if (++checks % 2048 == 0) {
+			long rss = child_rss_kib();
+			if (rss > rss_max)
+				rss_max = rss;
+		}
+	}
+	ck_assert_uint_eq(got, GIB);
+	ck_assert_msg(rss_max - rss0 < 8192, "ferry grew from %ld to %ld KiB while relaying", rss0, rss_max);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
+/* 1 GiB upload with Content-Length: the origin counts every byte and checks the pattern. */
+START_TEST(upload_1gib_flat_memory)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	char req[256];
+	snprintf(req, sizeof(req),
+		 "POST http://127.0.0.1:%d/sink HTTP/1.1\r\nHost: x\r\nContent-Length: %llu\r\n\r\n",
+		 origin.port, GIB);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	char *block = harness_pattern(26 * 2521); /* a multiple of 26: the pattern continues */
+	size_t blen = 26 * 2521;
+	unsigned long long sent = 0;
+	long rss0 = child_rss_kib(), rss_max = rss0;
+	int n = 0;
+	while (sent < GIB) {
+		size_t k = GIB - sent < blen ? (size_t)(GIB - sent) : blen;
+		ck_assert_int_eq(harness_send(&c, block, k), FERRY_OK);
+		sent += k;
+		if (++n % 1024 == 0) {
+			long rss = child_rss_kib();
+			if (rss > rss_max)
+				rss_max = rss;
+		}
+	}
+	free(block);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	unsigned long long total = 0;
+	int pattern = 0;
+	ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
+	ck_assert_uint_eq(total, GIB);
+	ck_assert_int_eq(pattern, 1);
+	ck_assert_msg(rss_max - rss0 < 8192, "ferry grew from %ld to %ld KiB while relaying", rss0, rss_max);
+	harness_resp_free(&r);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
+/* A chunked upload is relayed as it comes and arrives whole. */
+START_TEST(upload_chunked_64mib)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	char req[256];
+	snprintf(req, sizeof(req),
+		 "POST http://127.0.0.1:%d/sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+		 origin.port);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	size_t blen = 26 * 1000;
+	char *block = harness_pattern(blen);
+	unsigned long long sent = 0, want = 64ULL << 20;
+	while (sent < want) {
+		size_t k = want - sent < blen ? (size_t)(want - sent) : blen;
+		char size[32];
+		snprintf(size, sizeof(size), "%zx\r\n", k);
+		ck_assert_int_eq(harness_send_str(&c, size), FERRY_OK);
+		ck_assert_int_eq(harness_send(&c, block, k), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, "\r\n"), FERRY_OK);
+		sent += k;
+	}
+	ck_assert_int_eq(harness_send_str(&c, "0\r\n\r\n"), FERRY_OK);
+	free(block);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	unsigned long long total = 0;
+	int pattern = 0;
+	ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
+	ck_assert_uint_eq(total, want);
+	ck_assert_int_eq(pattern, 1);
+	harness_resp_free(&r);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
+/* Connection: upgrade + Upgrade: websocket -> 101, then the connection is a tunnel. */
+START_TEST(websocket_upgrade_tunnel)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	char req[300];
+	snprintf(req, sizeof(req),
+		 "GET http://127.0.0.1:%d/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+		 "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&c, &r, HARNESS_NOBODY, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 101);
+	ck_assert(harness_resp_has_token(&r, "Connection", "upgrade"));
+	ck_assert_str_eq(harness_resp_header(&r, "Upgrade"), "websocket");
+	harness_resp_free(&r);
+	char *in = NULL;
+	size_t inlen = 0;
+	const char frames[] = "\x81\x04ping and more bytes both ways";
+	ck_assert_int_eq(harness_pump(&c, frames, sizeof(frames) - 1, 1, (size_t)-1, &in, &inlen,
+				      HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_uint_eq(inlen, sizeof(frames) - 1);
+	ck_assert(memcmp(in, frames, inlen) == 0);
+	free(in);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
+/* Upgrade not listed in Connection, or h2c: the origin never sees an Upgrade field. */
+START_TEST(upgrade_without_connection_token_dropped)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_resp r;
+	char req[300];
+	snprintf(req, sizeof(req),
+		 "GET http://127.0.0.1:%d/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 426);
+	harness_resp_free(&r);
+	snprintf(req, sizeof(req),
+		 "GET http://127.0.0.1:%d/headers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+		 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_null(strcasestr(r.body, "\nUpgrade:"));
+	ck_assert_ptr_null(strcasestr(r.body, "\nHTTP2-Settings:"));
+	harness_resp_free(&r);
+	stop();
+}
+END_TEST
+
+static unsigned long conn_serial(void)
+{
+	struct harness_resp r;
+	char req[200];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/conn HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	unsigned long s = strtoul(r.body, NULL, 10);
+	harness_resp_free(&r);
+	return s;
+}
+
+/* Idle pooled connections are reused across clients, and dropped after pool_idle. */
+START_TEST(pool_idle_expiry)
+{
+	start(_i, "timeouts", "pool_idle", "0.3");
+	unsigned long a = conn_serial();
+	unsigned long b = conn_serial();
+	ck_assert_uint_eq(a, b); /* reused from the pool by the next client */
+	struct timespec ts = { 0, 800 * 1000000L };
+	nanosleep(&ts, NULL);
+	unsigned long c = conn_serial();
+	ck_assert_uint_ne(c, b); /* expired: a fresh connection */
+	stop();
+}
+END_TEST
+
+/* A fake origin that answers the first request on its first connection with keep-alive,
+ * then closes that connection when the second request arrives on it (the race of an origin
+ * closing an idle connection just as it is reused), and answers on a new connection. */
+struct racer {
+	int lfd;
+	int port;
+	int connections;
+};
+
+static void read_head(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	while (n < cap - 1 && strstr(buf, "\r\n\r\n") == NULL) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 5000) <= 0)
+			return;
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			return;
+		n += (size_t)r;
+		buf[n] = '\0';
+	}
+}
+
+static void *racer_main(void *arg)
+{
+	struct racer *rc = arg;
+	char buf[4096];
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+	static const char ok2[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+	int fd = accept(rc->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	rc->connections++;
+	read_head(fd, buf, sizeof(buf));
+	if (write(fd, ok, sizeof(ok) - 1) < 0)
+		return NULL;
+	read_head(fd, buf, sizeof(buf)); /* the reuse arrives... */
+	close(fd);                      /* ...and the origin closes without answering */
+	fd = accept(rc->lfd, NULL, NULL);
+	if (fd < 0)
+		return NULL;
+	rc->connections++;
+	read_head(fd, buf, sizeof(buf));
+	if (write(fd, ok2, sizeof(ok2) - 1) < 0)
+		return NULL;
+	read_head(fd, buf, sizeof(buf));
+	close(fd);
+	return NULL;
+}
+
+START_TEST(retry_idempotent_on_reused_connection)
+{
+	struct racer rc = { 0 };
+	rc.lfd = harness_listen(0, 16, &rc.port);
+	ck_assert_int_ge(rc.lfd, 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, racer_main, &rc), 0);
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "server", "threads", "1");
+	ck_assert_int_eq(harness_ferry_start(&ferry, &c), FERRY_OK);
+	struct harness_conn k;
+	ck_assert_int_eq(harness_connect(&k, ferry.port), FERRY_OK);
+	char req[200];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/a HTTP/1.1\r\nHost: x\r\n\r\n", rc.port);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_send_str(&k, req), FERRY_OK);
+	ck_assert_int_eq(harness_read_response(&k, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_str_eq(r.body, "first");
+	harness_resp_free(&r);
+	ck_assert_int_eq(harness_send_str(&k, req), FERRY_OK);
+	ck_assert_int_eq(harness_read_response(&k, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "second");
+	harness_resp_free(&r);
+	harness_close(&k);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(rc.connections, 2);
+	close(rc.lfd);
+	ck_assert_int_eq(harness_ferry_stop(&ferry), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("stream");
+	TCase *tc = tcase_create("stream");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_loop_test(tc, download_1gib_flat_memory, 0, 2);
+	tcase_add_loop_test(tc, upload_1gib_flat_memory, 0, 2);
+	tcase_add_loop_test(tc, upload_chunked_64mib, 0, 2);
+	tcase_add_loop_test(tc, websocket_upgrade_tunnel, 0, 2);
+	tcase_add_loop_test(tc, upgrade_without_connection_token_dropped, 0, 2);
+	tcase_add_loop_test(tc, pool_idle_expiry, 0, 2);
+	tcase_add_loop_test(tc, retry_idempotent_on_reused_connection, 0, 2);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
