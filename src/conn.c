@@ -1034,8 +1034,9 @@ static int conn_step_http(struct conn *c)
 	struct worker *w = c->w;
 	int progress = 0;
 
-	/* client -> ferry: more request body */
-	if (c->crd && !c->req_scanned && !c->c_eof) {
+	/* client -> ferry: more request body, or pipelined requests (kept in cin for later), or
+	 * the client going away while it waits */
+	if (c->crd && !c->c_eof) {
 		ssize_t r = conn_read(c, c->fd, &c->cin, &c->crd);
 		if (r > 0) {
 			progress = 1;
@@ -1044,9 +1045,16 @@ static int conn_step_http(struct conn *c)
 				return 1;
 			}
 		} else if (r == 0 || r == FERRY_ERR) {
-			/* the client left in the middle of its body: nothing more can be done */
-			conn_close(c, 1);
-			return -1;
+			c->c_eof = 1;
+			if (!c->req_scanned || !c->resp_head_sent) {
+				/* it left in the middle of its body, or before any answer: like nginx,
+				 * stop the origin's work rather than finish it for nobody */
+				conn_close(c, 1);
+				return -1;
+			}
+			c->close_after = 1; /* half-closed: finish this response, then close */
+		} else if (c->cin && buf_len(c->cin) == 0) {
+			conn_release_if_empty(c, &c->cin);
 		}
 	}
 
@@ -1217,7 +1225,7 @@ static void conn_update_events(struct conn *c)
 		uev = LOOP_WRITE;
 		break;
 	case CS_HTTP:
-		if (!c->req_scanned && !c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0))
+		if (!c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0))
 			cev |= LOOP_READ;
 		if ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0)
 			cev |= LOOP_WRITE;

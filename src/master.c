@@ -356,6 +356,17 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 	m.opts = opts;
 
 	signal(SIGPIPE, SIG_IGN); /* writes to closed sockets fail with EPIPE instead */
+	/* Blocked from the start: a SIGTERM that arrives once the port accepts connections but
+	 * before the children run is still a graceful stop, not a kill by the default action. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	if (cfg->pidfile && master_pidfile_live(cfg->pidfile)) {
 		fprintf(stderr, "ferry: %s: another ferry is running (pidfile held by a live process)\n",
@@ -400,16 +411,6 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		log_error("%s", err);
 		goto out;
 	}
-
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	master_raise_nofile();
 	for (int s = 0; s < m.nslots; s++)
