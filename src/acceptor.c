@@ -229,7 +229,7 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 	struct acceptor a;
 	char err[256];
 	int status = 3;
-	int started = 0;
+	int started = 0, initialized = 0;
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
 	a.wake_fd = -1;
@@ -273,6 +273,7 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 			log_error("worker %d: %s", i, err);
 			goto out;
 		}
+		initialized++;
 		a.workers[i].paused = &a.paused;
 		a.workers[i].clients = cfg->per_client > 0 ? &a.clients : NULL;
 		a.workers[i].accept_wake_fd = a.wake_fd;
@@ -349,9 +350,8 @@ out:
 	log_info("child exiting: %llu wake-ups, %llu accepted, %llu denied, %llu wake-ups found nothing",
 		 (unsigned long long)a.wakeups, (unsigned long long)a.accepted,
 		 (unsigned long long)a.denied, (unsigned long long)a.empty_wakeups);
-	if (a.workers)
-		for (int i = 0; i < a.nworkers; i++)
-			worker_destroy(&a.workers[i]);
+	for (int i = 0; i < initialized; i++)
+		worker_destroy(&a.workers[i]);
 	free(a.workers);
 	clients_destroy(&a.clients);
 	if (a.sig_fd >= 0)

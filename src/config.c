@@ -50,11 +50,12 @@ enum section {
 	SEC_AUTH,
 	SEC_LOG,
 	SEC_ADMIN,
+	SEC_DNS,
 	SEC_COUNT
 };
 
 static const char *const section_names[SEC_COUNT] = {
-	"server", "timeouts", "limits", "access", "auth", "log", "admin",
+	"server", "timeouts", "limits", "access", "auth", "log", "admin", "dns",
 };
 
 enum kind {
@@ -75,6 +76,7 @@ enum kind {
 	K_PORTS,
 	K_LOG_TARGET,
 	K_LEVEL,
+	K_DNS_SERVERS,  /* [dns] servers: list of IP[:PORT], kept as one c-ares CSV string */
 };
 
 #define F_LIST 1u       /* repeatable: the first occurrence replaces the default, later append */
@@ -134,6 +136,9 @@ static const struct key keys[] = {
 	{ SEC_LOG, "level", K_LEVEL, OFF(log_level), 0, 0, 0 },
 
 	{ SEC_ADMIN, "listen", K_ADMIN_LISTEN, OFF(admin_listen), 0, 0, F_OPTIONAL },
+
+	{ SEC_DNS, "servers", K_DNS_SERVERS, OFF(dns_servers), 0, 0, F_LIST | F_EMPTY_LIST },
+	{ SEC_DNS, "cache_size", K_UINT, OFF(dns_cache_size), 0, 1000000, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -392,6 +397,98 @@ static int listen_add(struct config *cfg, const struct config_listen *l)
 	return FERRY_OK;
 }
 
+/* A DNS server: "192.0.2.53", "192.0.2.53:5353", "[2001:db8::53]" or "[2001:db8::53]:5353".
+ * out gets it as c-ares takes it, always with the port and the address in its usual spelling
+ * ("192.0.2.53:53", "[2001:db8::53]:53"), so that equal servers compare equal as text. */
+static int dns_server_parse(const char *s, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 1], text[INET6_ADDRSTRLEN];
+	unsigned char addr[16];
+	const char *start, *end, *port = NULL;
+	unsigned long long portnum = 53;
+	int family;
+
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':')) {
+			snprintf(err, errlen, "'%s': expected [IPv6] or [IPv6]:PORT, e.g. [::1]:53",
+				 s);
+			return FERRY_ERR;
+		}
+		start = s + 1;
+		if (end[1] == ':')
+			port = end + 2;
+		family = AF_INET6;
+	} else {
+		end = strchr(s, ':');
+		if (end && strchr(end + 1, ':')) {
+			snprintf(err, errlen, "'%s': an IPv6 address needs brackets, e.g. [::1]:53",
+				 s);
+			return FERRY_ERR;
+		}
+		if (end)
+			port = end + 1;
+		else
+			end = s + strlen(s);
+		start = s;
+		family = AF_INET;
+	}
+	if (end == start) {
+		snprintf(err, errlen, "'%s': missing address", s);
+		return FERRY_ERR;
+	}
+	if ((size_t)(end - start) >= sizeof(host)) {
+		snprintf(err, errlen, "'%s' is not an address", s);
+		return FERRY_ERR;
+	}
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	if (port && (parse_number(port, &portnum) != FERRY_OK || portnum < 1 || portnum > 65535)) {
+		snprintf(err, errlen, "'%s': port must be a number 1..65535", s);
+		return FERRY_ERR;
+	}
+	if (inet_pton(family, host, addr) != 1) {
+		if (family == AF_INET)
+			snprintf(err, errlen, "'%s': '%s' is not an IPv4 address (host names are "
+				 "not allowed here)", s, host);
+		else
+			snprintf(err, errlen, "'%s': '%s' is not an IPv6 address", s, host);
+		return FERRY_ERR;
+	}
+	inet_ntop(family, addr, text, sizeof(text));
+	snprintf(out, outlen, family == AF_INET6 ? "[%s]:%llu" : "%s:%llu", text, portnum);
+	return FERRY_OK;
+}
+
+/* Is item one of the entries of the comma-separated list csv? */
+static int csv_has(const char *csv, const char *item)
+{
+	size_t n = strlen(item);
+
+	while (csv) {
+		if (strncmp(csv, item, n) == 0 && (csv[n] == ',' || csv[n] == '\0'))
+			return 1;
+		csv = strchr(csv, ',');
+		if (csv)
+			csv++;
+	}
+	return 0;
+}
+
+static int csv_add(char **csv, const char *item)
+{
+	size_t len = *csv ? strlen(*csv) : 0, n = strlen(item);
+	char *s = realloc(*csv, len + n + 2);
+
+	if (s == NULL)
+		return FERRY_ERR;
+	if (len)
+		s[len++] = ',';
+	memcpy(s + len, item, n + 1);
+	*csv = s;
+	return FERRY_OK;
+}
+
 static int set_string(char **dst, const char *value)
 {
 	char *s = NULL;
@@ -438,6 +535,21 @@ static void list_item(struct parse *p, const struct key *k, const char *item)
 			return;
 		}
 		if (port_list_add(field(p->cfg, k), &r) != FERRY_OK)
+			p->oom = 1;
+		return;
+	}
+	case K_DNS_SERVERS: {
+		char server[INET6_ADDRSTRLEN + 16];
+		if (dns_server_parse(item, server, sizeof(server), err, sizeof(err)) != FERRY_OK) {
+			key_error(p, k, "%s", err);
+			return;
+		}
+		/* c-ares would ask it twice as often as the others: surely a slip. */
+		if (csv_has(p->cfg->dns_servers, server)) {
+			key_error(p, k, "%s is listed twice", server);
+			return;
+		}
+		if (csv_add(&p->cfg->dns_servers, server) != FERRY_OK)
 			p->oom = 1;
 		return;
 	}
@@ -498,6 +610,10 @@ static void list_clear(struct config *cfg, const struct key *k)
 		break;
 	case K_PORTS:
 		port_list_free(field(cfg, k));
+		break;
+	case K_DNS_SERVERS:
+		free(cfg->dns_servers);
+		cfg->dns_servers = NULL;
 		break;
 	default:
 		break;
@@ -810,7 +926,7 @@ static void section_line(struct parse *p, const char *s, size_t len)
 		}
 	}
 	report(p, p->line, "unknown section [%.*s] (known: [server] [timeouts] [limits] "
-	       "[access] [auth] [log] [admin])", (int)(end - name), name);
+	       "[access] [auth] [log] [admin] [dns])", (int)(end - name), name);
 }
 
 /* Where a "key = value" line has its first '=', ':' or inline comment (';' after a blank),
@@ -941,6 +1057,8 @@ static struct config *config_new(const char *name)
 	cfg->per_client = 0;
 
 	cfg->log_level = LOG_LVL_INFO;
+
+	cfg->dns_cache_size = 4096;
 
 	if ((cfg->path = strdup(name)) == NULL ||
 	    listen_parse("127.0.0.1:3128", &l, err, sizeof(err)) != FERRY_OK ||
@@ -1141,5 +1259,6 @@ void config_free(struct config *cfg)
 	free(cfg->access_log);
 	free(cfg->error_log);
 	free(cfg->admin_listen);
+	free(cfg->dns_servers);
 	free(cfg);
 }

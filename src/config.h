@@ -70,6 +70,11 @@ struct config {
 
 	/* [admin] */
 	struct config_listen *admin_listen; /* default NULL: off */
+
+	/* [dns] */
+	char *dns_servers;    /* "IP:PORT,[IPv6]:PORT" for ares_set_servers_ports_csv; default
+				 NULL: the servers of /etc/resolv.conf */
+	unsigned dns_cache_size; /* names kept per worker; default 4096, 0: no cache */
 };
 
 /* Receives each error line, already formatted without a trailing newline:

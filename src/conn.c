@@ -3,7 +3,7 @@
  * A connection reads a request head (CS_HEAD), resolves and connects to the origin
  * (CS_RESOLVE, CS_CONNECT), then relays the request body and the response (CS_HTTP) or
  * bytes both ways (CS_TUNNEL, for CONNECT and upgrades). Errors before any response byte
- * reached the client become a short error response followed by a lingering close (CS_ERROR);
+ * reached the client become a short error response followed by a lingering close (CS_CLOSING);
  * errors after that abort the client connection with a reset, so a truncated body is never
  * mistaken for a complete one.
  *
@@ -35,7 +35,11 @@
 #include "status.h"
 #include "upstream.h"
 
-enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_ERROR };
+/* CS_CLOSING: ferry's last answer (an error, or its own reply) is written, then writing is
+ * shut down and what the client still sends is read and dropped until it closes or LINGER_MS
+ * pass: closing with unread input would send a reset that can destroy the answer before the
+ * client reads it. Every close after a normal HTTP exchange goes through it too. */
+enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING };
 
 /* where the response is */
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
@@ -197,8 +201,9 @@ static void conn_set_events(struct conn *c, int ufd_side, int ev)
 }
 
 /* Write [a pending bytes][first blen bytes of b] with one writev; returns bytes written,
- * 0 when the socket would block, -1 on error. */
-static ssize_t conn_writev(int fd, struct buf *a, struct buf *b, uint32_t blen)
+ * 0 when the socket would block, -1 on error. A short write means the socket buffer is
+ * full: *wr is cleared then too, so the loop is asked to say when it drains. */
+static ssize_t conn_writev(int fd, struct buf *a, struct buf *b, uint32_t blen, uint8_t *wr)
 {
 	struct iovec iov[2];
 	int n = 0;
@@ -214,12 +219,20 @@ static ssize_t conn_writev(int fd, struct buf *a, struct buf *b, uint32_t blen)
 	}
 	if (n == 0)
 		return 0;
+	size_t want = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
 	ssize_t r;
 	do
 		r = writev(fd, iov, n);
 	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			*wr = 0;
+			return 0;
+		}
+		return -1;
+	}
+	if ((size_t)r < want)
+		*wr = 0;
 	return r;
 }
 
@@ -247,8 +260,10 @@ static void conn_consume(struct buf *a, struct buf *b, uint32_t *bready, uint32_
  * there is nothing (or no room), FERRY_ERR on error. Clears *ready when drained. */
 static ssize_t conn_read(struct conn *c, int fd, struct buf **b, uint8_t *ready_bit)
 {
-	if (conn_buf(c, b) == NULL)
+	if (conn_buf(c, b) == NULL) {
+		*ready_bit = 0; /* out of memory: wait for a timer rather than spin */
 		return FERRY_AGAIN;
+	}
 	struct buf *bb = *b;
 	if (buf_room(bb) == 0) {
 		if (bb->start == 0)
@@ -394,7 +409,7 @@ static void conn_answer_max_forwards(struct conn *c, const struct http_head *h)
 	w->stats.status_class[2]++;
 	c->resp_head_sent = 1;
 	c->close_after = 1;
-	c->state = CS_ERROR; /* answer, then the same lingering close as an error */
+	c->state = CS_CLOSING; /* answer, then the same lingering close as an error */
 	c->cwr = 1;
 	if (c->cin)
 		c->cin->start = c->cin->end = 0;
@@ -596,7 +611,8 @@ static void conn_on_resolved(void *arg, int status, const struct dns_result *res
 	if (status != FERRY_OK) {
 		char msg[320];
 		snprintf(msg, sizeof(msg), "%s %s", res->error ? res->error : "cannot resolve", c->host);
-		conn_error(c, 502, msg);
+		/* a resolver that did not answer in time is a timeout, like a connect that did not */
+		conn_error(c, res->error && strstr(res->error, "timeout") ? 504 : 502, msg);
 		conn_run(c);
 		return;
 	}
@@ -681,7 +697,10 @@ static void conn_connect_next(struct conn *c)
 static void conn_connected(struct conn *c)
 {
 	struct worker *w = c->w;
-	if (upstream_connect_result(c->ufd) != FERRY_OK) {
+	int r = upstream_connect_result(c->ufd);
+	if (r == FERRY_AGAIN)
+		return; /* a stale event for an earlier fd with this number */
+	if (r != FERRY_OK) {
 		c->cx->last_errno = errno;
 		conn_connect_next(c);
 		return;
@@ -719,7 +738,7 @@ static void conn_error(struct conn *c, int status, const char *msg)
 	conn_free_connect(c);
 	conn_close_upstream(c);
 	if (c->resp_head_sent) {
-		c->state = CS_ERROR;
+		c->state = CS_CLOSING;
 		c->close_after = 1;
 		/* the client has part of a response: a reset is the only honest signal */
 		struct linger lg = { 1, 0 };
@@ -732,7 +751,11 @@ static void conn_error(struct conn *c, int status, const char *msg)
 		return;
 	}
 	if (conn_buf(c, &c->cout) == NULL) {
-		conn_close(c, 1);
+		/* no memory for an answer: close without one (never free here: callers go on
+		 * using c) */
+		c->state = CS_CLOSING;
+		c->close_after = 1;
+		conn_set_timer(c, w->tl_linger);
 		return;
 	}
 	c->cout->start = 0;
@@ -740,7 +763,7 @@ static void conn_error(struct conn *c, int status, const char *msg)
 	w->stats.status_class[status / 100]++;
 	c->resp_head_sent = 1;
 	c->close_after = 1;
-	c->state = CS_ERROR;
+	c->state = CS_CLOSING;
 	c->cwr = 1;
 	/* the rest of the request is no longer interesting */
 	if (c->cin)
@@ -748,14 +771,14 @@ static void conn_error(struct conn *c, int status, const char *msg)
 	conn_set_timer(c, w->tl_linger);
 }
 
-/* CS_ERROR: write the answer, shut down writing, read and drop what the client still sends
+/* CS_CLOSING: write the answer, shut down writing, read and drop what the client still sends
  * (closing with unread input would reset the connection and could destroy the answer before
  * the client reads it), close at EOF or after LINGER_MS. */
 static int conn_step_error(struct conn *c)
 {
 	int progress = 0;
 	if (c->cout && buf_len(c->cout) > 0 && c->cwr) {
-		ssize_t n = conn_writev(c->fd, c->cout, NULL, 0);
+		ssize_t n = conn_writev(c->fd, c->cout, NULL, 0, &c->cwr);
 		if (n < 0) {
 			conn_close(c, 0);
 			return -1;
@@ -771,7 +794,8 @@ static int conn_step_error(struct conn *c)
 		shutdown(c->fd, SHUT_WR);
 		c->c_shut = 1;
 	}
-	while (c->crd) {
+	/* at most 64 KiB per call: a client that blasts data must not hold up the worker */
+	for (int i = 0; i < 16 && c->crd; i++) {
 		char drop[4096];
 		ssize_t r = read(c->fd, drop, sizeof(drop));
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -786,8 +810,21 @@ static int conn_step_error(struct conn *c)
 
 /* ---- response side ---- */
 
-/* A final response head was parsed: choose how it travels and write its head for the client. */
-static int conn_begin_response(struct conn *c, struct http_head *h)
+/* Does Transfer-Encoding name a coding besides chunked (gzip, chunked)? Decoding chunked for
+ * an HTTP/1.0 client would then hand it coded bytes with nothing saying so. */
+static int conn_te_beyond_chunked(const struct http_head *h)
+{
+	for (unsigned i = 0; i < h->nfields; i++) {
+		const struct http_field *f = &h->fields[i];
+		if (http_slice_eq(f->name, "transfer-encoding") && !http_slice_eq(f->value, "chunked"))
+			return 1;
+	}
+	return 0;
+}
+
+/* A final response head was parsed: choose how it travels and write its head for the
+ * client. Returns NULL, or why it cannot be relayed. */
+static const char *conn_begin_response(struct conn *c, struct http_head *h)
 {
 	struct worker *w = c->w;
 	const struct config *cfg = w->cfg;
@@ -804,6 +841,8 @@ static int conn_begin_response(struct conn *c, struct http_head *h)
 	enum forward_resp_mode mode = FORWARD_RESP_AS_IS;
 	if (h->body == HTTP_BODY_CHUNKED) {
 		http_chunked_init(&c->resp_ck);
+		if (c->client10 && conn_te_beyond_chunked(h))
+			return "the origin used a transfer coding an HTTP/1.0 client cannot receive";
 		if (c->client10) {
 			mode = FORWARD_RESP_DECHUNK;
 			c->resp_dechunk = 1;
@@ -814,25 +853,25 @@ static int conn_begin_response(struct conn *c, struct http_head *h)
 		c->close_after = 1; /* the origin answered before the body ended: we cannot resync */
 
 	if (conn_buf(c, &c->cout) == NULL)
-		return FERRY_ERR;
+		return "out of memory";
 	int keepalive10 = c->client10 && c->keepalive10 && !c->close_after;
 	ssize_t n = forward_response_head(h, mode, c->close_after, keepalive10, 0, cfg->via_name,
 					  c->cout->data + c->cout->end, buf_room(c->cout));
 	if (n < 0) {
 		if (buf_grow(&w->bufs, &c->cout, buf_len(c->cout) + (uint32_t)h->head_len + 1024) != FERRY_OK)
-			return FERRY_ERR;
+			return "out of memory";
 		buf_compact(c->cout);
 		n = forward_response_head(h, mode, c->close_after, keepalive10, 0, cfg->via_name,
 					  c->cout->data + c->cout->end, buf_room(c->cout));
 		if (n < 0)
-			return FERRY_ERR;
+			return "response head too large";
 	}
 	c->cout->end += (uint32_t)n;
 	c->resp_head_sent = 1;
 	c->resp_state = h->body == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
 	if (h->status / 100 < 6)
 		w->stats.status_class[h->status / 100]++;
-	return FERRY_OK;
+	return NULL;
 }
 
 /* Relay a 101 head and turn the connection into a tunnel. */
@@ -911,8 +950,9 @@ static int conn_parse_response(struct conn *c)
 			c->uin->start += (uint32_t)h.head_len;
 			continue;
 		}
-		if (conn_begin_response(c, &h) != FERRY_OK) {
-			conn_error(c, 502, "response head too large");
+		const char *why = conn_begin_response(c, &h);
+		if (why != NULL) {
+			conn_error(c, 502, why);
 			return FERRY_ERR;
 		}
 		c->uin->start += (uint32_t)h.head_len;
@@ -975,6 +1015,19 @@ static int conn_scan_response_body(struct conn *c)
 	return FERRY_OK;
 }
 
+/* Close after the answer, gently (see CS_CLOSING). */
+static int conn_close_lingering(struct conn *c)
+{
+	conn_free_connect(c);
+	conn_close_upstream(c);
+	c->state = CS_CLOSING;
+	c->close_after = 1;
+	if (c->cin)
+		c->cin->start = c->cin->end = 0;
+	conn_set_timer(c, c->w->tl_linger);
+	return 1;
+}
+
 /* The response has been sent in full: pool the origin connection, and either wait for the
  * next request or close. */
 static int conn_finish_response(struct conn *c)
@@ -982,16 +1035,15 @@ static int conn_finish_response(struct conn *c)
 	struct worker *w = c->w;
 	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
 	if (c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
-	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping) {
+	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping && (!c->uout || buf_len(c->uout) == 0)) {
 		loop_del(w->loop, c->ufd);
 		upstream_pool_put(&w->pool, c->ufd, c->host, strlen(c->host), c->port);
 		c->ufd = -1;
 	}
 	conn_close_upstream(c);
-	if (c->close_after || !c->req_scanned || c->req_ready > 0) {
-		conn_close(c, 0);
-		return -1;
-	}
+	/* an origin that answered before the whole request body went out cannot be resynced */
+	if (c->close_after || !c->req_scanned || c->req_ready > 0)
+		return conn_close_lingering(c);
 	conn_reset_request(c);
 	c->state = CS_HEAD;
 	conn_release_if_empty(c, &c->cin);
@@ -1061,7 +1113,7 @@ static int conn_step_http(struct conn *c)
 	/* ferry -> origin: the head, then the body bytes ready in cin */
 	if (c->uwr && !c->up_wr_failed &&
 	    ((c->uout && buf_len(c->uout) > 0) || c->req_ready > 0)) {
-		ssize_t n = conn_writev(c->ufd, c->uout, c->cin, c->req_ready);
+		ssize_t n = conn_writev(c->ufd, c->uout, c->cin, c->req_ready, &c->uwr);
 		if (n < 0) {
 			/* maybe the origin answered early and closed: read what it said */
 			c->up_wr_failed = 1;
@@ -1095,6 +1147,11 @@ static int conn_step_http(struct conn *c)
 			c->u_eof = 1;
 			progress = 1;
 			if (c->resp_state == RS_BODY && c->resp_body == HTTP_BODY_CLOSE) {
+				if (r == FERRY_ERR) {
+					/* a reset is not the end of a close-delimited body */
+					conn_close(c, 1);
+					return -1;
+				}
 				c->resp_state = RS_DONE;
 			} else if (c->resp_state == RS_HEAD && c->uin && buf_len(c->uin) > 0) {
 				/* a partial head, then nothing */
@@ -1123,7 +1180,7 @@ static int conn_step_http(struct conn *c)
 
 	/* ferry -> client: the head, then body bytes ready in uin */
 	if (c->cwr && ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0)) {
-		ssize_t n = conn_writev(c->fd, c->cout, c->uin, c->resp_ready);
+		ssize_t n = conn_writev(c->fd, c->cout, c->uin, c->resp_ready, &c->cwr);
 		if (n < 0) {
 			conn_close(c, 1);
 			return -1;
@@ -1137,14 +1194,8 @@ static int conn_step_http(struct conn *c)
 		}
 	}
 
-	if (c->resp_state == RS_DONE && (!c->cout || buf_len(c->cout) == 0) && c->resp_ready == 0) {
-		if (c->req_scanned && c->req_ready == 0)
-			return conn_finish_response(c);
-		if (c->close_after) {
-			conn_close(c, 0);
-			return -1;
-		}
-	}
+	if (c->resp_state == RS_DONE && (!c->cout || buf_len(c->cout) == 0) && c->resp_ready == 0)
+		return conn_finish_response(c);
 	conn_release_if_empty(c, &c->uin);
 	return progress;
 }
@@ -1168,7 +1219,7 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 	}
 	uint32_t blen = *b ? buf_len(*b) : 0;
 	if (*wr && ((pre && buf_len(pre) > 0) || blen > 0)) {
-		ssize_t n = conn_writev(dst, pre, *b, blen);
+		ssize_t n = conn_writev(dst, pre, *b, blen, wr);
 		if (n < 0)
 			return FERRY_ERR;
 		if (n == 0) {
@@ -1245,7 +1296,7 @@ static void conn_update_events(struct conn *c)
 		if ((c->uout && buf_len(c->uout) > 0) || (c->cin && buf_len(c->cin) > 0))
 			uev |= LOOP_WRITE;
 		break;
-	case CS_ERROR:
+	case CS_CLOSING:
 		if (c->cout && buf_len(c->cout) > 0)
 			cev = LOOP_WRITE;
 		else
@@ -1275,7 +1326,7 @@ static void conn_run(struct conn *c)
 		case CS_TUNNEL:
 			r = conn_step_tunnel(c);
 			break;
-		case CS_ERROR:
+		case CS_CLOSING:
 			r = conn_step_error(c);
 			break;
 		default:
@@ -1286,6 +1337,11 @@ static void conn_run(struct conn *c)
 			return; /* freed */
 		if (r == 0)
 			break;
+		if (round == 63) {
+			/* enough for one callback (fairness): let the loop report readiness again
+			 * rather than trust bits that nothing would come back to */
+			c->cwr = c->uwr = 0;
+		}
 	}
 	conn_update_events(c);
 }
@@ -1326,9 +1382,12 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 			return;
 		}
 		break;
-	case CS_RESOLVE:
-		conn_error(c, 504, "timed out resolving the host name");
+	case CS_RESOLVE: {
+		char msg[320];
+		snprintf(msg, sizeof(msg), "timed out resolving %s", c->host);
+		conn_error(c, 504, msg);
 		break;
+	}
 	case CS_CONNECT:
 		c->cx->last_errno = ETIMEDOUT;
 		conn_connect_next(c);
@@ -1341,7 +1400,7 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		conn_error(c, 504, "timed out waiting for the origin");
 		break;
 	case CS_TUNNEL:
-	case CS_ERROR:
+	case CS_CLOSING:
 		conn_close(c, 0);
 		return;
 	}

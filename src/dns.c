@@ -544,8 +544,8 @@ static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writa
 
 /* ---- public ---- */
 
-struct dns *dns_create(struct loop *loop, unsigned timeout_ms, size_t cache_size, char *err,
-		       size_t errlen)
+struct dns *dns_create(struct loop *loop, unsigned timeout_ms, size_t cache_size,
+		       const char *servers, char *err, size_t errlen)
 {
 	struct dns *dns = NULL;
 	struct ares_options opts;
@@ -591,10 +591,21 @@ struct dns *dns_create(struct loop *loop, unsigned timeout_ms, size_t cache_size
 		goto fail;
 	}
 	dns->have_ch = true;
+	/* Only the servers are replaced: the rest of resolv.conf (search, ndots) still holds. */
+	if (servers && *servers) {
+		rc = ares_set_servers_ports_csv(dns->ch, servers);
+		if (rc != ARES_SUCCESS) {
+			dns_set_err(err, errlen, "dns servers", ares_strerror(rc));
+			goto fail;
+		}
+	}
 	return dns;
 fail:
-	if (dns)
+	if (dns) {
+		if (dns->have_ch)
+			ares_destroy(dns->ch); /* no query and no socket yet */
 		dns_cache_free(dns);
+	}
 	free(dns);
 	return NULL;
 }

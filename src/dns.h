@@ -31,10 +31,11 @@ struct dns_query;
  * during the call. */
 typedef void dns_cb(void *arg, int status, const struct dns_result *res);
 
-/* timeout_ms bounds each query; cache_size the number of names kept. NULL on failure with a
- * reason in err. */
-struct dns *dns_create(struct loop *loop, unsigned timeout_ms, size_t cache_size, char *err,
-		       size_t errlen);
+/* timeout_ms bounds each query; cache_size the number of names kept (0: no cache). servers
+ * is a c-ares list ("192.0.2.53:53,[2001:db8::53]:53") of the DNS servers to ask, or NULL or
+ * "" for those of /etc/resolv.conf. NULL on failure with a reason in err. */
+struct dns *dns_create(struct loop *loop, unsigned timeout_ms, size_t cache_size,
+		       const char *servers, char *err, size_t errlen);
 /* Cancels pending queries (their callbacks are not called) and frees everything. */
 void dns_destroy(struct dns *dns);
 

@@ -15,6 +15,12 @@ int forward_is_hop_field(const struct http_head *h, struct http_slice n)
 	for (int i = 0; hop_fields[i]; i++)
 		if (http_slice_eq(n, hop_fields[i]))
 			return 1;
+	/* "Connection: content-length" must not strip the framing ferry relays the body by:
+	 * the next hop would read the body as another message (request smuggling). Host is
+	 * regenerated anyway. */
+	if (http_slice_eq(n, "content-length") || http_slice_eq(n, "transfer-encoding") ||
+	    http_slice_eq(n, "host"))
+		return 0;
 	/* fields listed in Connection: compare against each token of each Connection field */
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];

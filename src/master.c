@@ -72,6 +72,8 @@ static void master_raise_nofile(void)
 		log_info("file descriptor limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
+static int master_drop_privileges(const struct config *cfg, char *err, size_t errlen);
+
 static pid_t master_spawn(struct master *m, int slot)
 {
 	pid_t pid = fork();
@@ -87,6 +89,14 @@ static pid_t master_spawn(struct master *m, int slot)
 		if (s != slot)
 			for (size_t i = 0; i < m->cfg->nlisten; i++)
 				close(m->fds[s][i]);
+	/* Children serve, so they drop privileges for good before touching a client. The master
+	 * keeps them: it must remove the pidfile it wrote as root, reopen logs and rebind on
+	 * reload, and it never reads a byte from the network. */
+	char err[256];
+	if (master_drop_privileges(m->cfg, err, sizeof(err)) != FERRY_OK) {
+		log_error("%s", err);
+		_exit(3);
+	}
 	_exit(acceptor_run(m->cfg, m->fds[slot], m->cfg->nlisten));
 }
 
@@ -138,33 +148,77 @@ static int master_pidfile_live(const char *path)
 	return ok && pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
+/* Detach. The launching process waits until the daemon reports on ready_fd whether it
+ * started (one byte: its exit status), so `ferry` run from a shell or an init script still
+ * fails with status 3 and a message on its stderr when the daemon cannot start. Returns the
+ * write end of that pipe in the daemon, or -1. */
 static int master_daemonize(void)
 {
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
 	pid_t pid = fork();
 	if (pid < 0)
-		return FERRY_ERR;
-	if (pid > 0)
-		_exit(0);
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		unsigned char st = 3;
+		ssize_t r;
+		do
+			r = read(p[0], &st, 1);
+		while (r < 0 && errno == EINTR);
+		_exit(r == 1 ? st : 3); /* no byte: the daemon died before it could say */
+	}
+	close(p[0]);
 	if (setsid() < 0)
-		return FERRY_ERR;
+		return -1;
 	pid = fork(); /* not a session leader: can never take a controlling terminal again */
 	if (pid < 0)
-		return FERRY_ERR;
+		return -1;
 	if (pid > 0)
 		_exit(0);
 	if (chdir("/") != 0)
-		return FERRY_ERR;
+		return -1;
 	int fd = open("/dev/null", O_RDWR);
 	if (fd < 0)
-		return FERRY_ERR;
+		return -1;
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
-	if (!log_enabled(LOG_LVL_ERROR) || 1) {
-		/* stderr goes nowhere once detached; the error log is a file or syslog then */
-		dup2(fd, STDERR_FILENO);
-	}
+	/* stderr stays with the launcher until the daemon is ready (master_detached) */
 	if (fd > STDERR_FILENO)
 		close(fd);
+	return p[1];
+}
+
+/* The daemon started (status 0) or failed (3): tell the launcher, let go of its stderr. */
+static void master_detached(int ready_fd, unsigned char status)
+{
+	if (ready_fd < 0)
+		return;
+	if (write(ready_fd, &status, 1) != 1)
+		log_error("telling the launcher: %s", strerror(errno));
+	close(ready_fd);
+	int fd = open("/dev/null", O_WRONLY);
+	if (fd >= 0) {
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+/* Can this process become cfg's user and group? Checked in the master, so a mistake stops
+ * the start (exit 3) instead of making every child fail. */
+static int master_check_privileges(const struct config *cfg, char *err, size_t errlen)
+{
+	if ((cfg->user || cfg->group) && geteuid() != 0) {
+		struct passwd *pw = cfg->user ? getpwnam(cfg->user) : NULL;
+		struct group *gr = cfg->group ? getgrnam(cfg->group) : NULL;
+		if ((cfg->user && (pw == NULL || pw->pw_uid != geteuid())) ||
+		    (cfg->group && (gr == NULL || gr->gr_gid != getegid()))) {
+			snprintf(err, errlen, "user/group set but ferry is not started as root");
+			return FERRY_ERR;
+		}
+	}
 	return FERRY_OK;
 }
 
@@ -351,6 +405,7 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 	struct master m;
 	char err[512];
 	int rc = 3;
+	int ready_fd = -1; /* daemon: the pipe to the waiting launcher */
 	memset(&m, 0, sizeof(m));
 	m.cfg = cfg;
 	m.opts = opts;
@@ -394,9 +449,16 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			goto out;
 		}
 	}
-	if (cfg->daemon && !opts->foreground && master_daemonize() != FERRY_OK) {
-		fprintf(stderr, "ferry: cannot become a daemon: %s\n", strerror(errno));
+	if (master_check_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
 		goto out;
+	}
+	if (cfg->daemon && !opts->foreground) {
+		ready_fd = master_daemonize();
+		if (ready_fd < 0) {
+			fprintf(stderr, "ferry: cannot become a daemon: %s\n", strerror(errno));
+			goto out;
+		}
 	}
 	if (cfg->pidfile) {
 		if (master_write_pidfile(cfg->pidfile) != FERRY_OK) {
@@ -405,11 +467,6 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			goto out;
 		}
 		m.pidfile_written = 1;
-	}
-	if (master_drop_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
-		fprintf(stderr, "ferry: %s\n", err);
-		log_error("%s", err);
-		goto out;
 	}
 
 	master_raise_nofile();
@@ -425,6 +482,8 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			 cfg->processes, cfg->threads);
 	}
 
+	master_detached(ready_fd, 0);
+	ready_fd = -1;
 	rc = 0;
 	for (;;) {
 		uint64_t now = now_ms();
@@ -484,6 +543,7 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 	}
 	log_info("stopped");
 out:
+	master_detached(ready_fd, 3);
 	if (m.pidfile_written)
 		unlink(m.cfg->pidfile);
 	if (m.fds) {

@@ -54,6 +54,12 @@ int upstream_connect_result(int fd)
 		errno = err;
 		return FERRY_ERR;
 	}
+	/* the event may be stale (meant for an earlier socket with the same number): only a
+	 * socket with a peer is connected */
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return errno == ENOTCONN ? FERRY_AGAIN : FERRY_ERR;
 	return FERRY_OK;
 }
 

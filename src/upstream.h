@@ -12,7 +12,8 @@
 /* Start a non-blocking connect to addr. Returns the fd (connect in progress or done) or -1
  * with errno set. The fd is close-on-exec with TCP_NODELAY. */
 int upstream_connect(const struct sockaddr *addr, socklen_t addrlen);
-/* After the fd became writable: FERRY_OK when connected, else FERRY_ERR with errno set. */
+/* After the fd became writable: FERRY_OK when connected, FERRY_AGAIN when the connect is
+ * still in progress (a stale event), else FERRY_ERR with errno set. */
 int upstream_connect_result(int fd);
 
 #define UPSTREAM_HOST_MAX 256

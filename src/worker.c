@@ -15,7 +15,6 @@
 #include "status.h"
 #include "worker.h"
 
-#define DNS_CACHE_SIZE 4096
 #define POOL_MAX 1024
 
 static void worker_on_wake(struct loop *loop, int fd, int events, void *arg);
@@ -61,7 +60,8 @@ int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, 
 		snprintf(err, errlen, "upstream pool: out of memory");
 		goto fail;
 	}
-	w->dns = dns_create(w->loop, cfg->dns_ms, DNS_CACHE_SIZE, err, errlen);
+	w->dns = dns_create(w->loop, cfg->dns_ms, cfg->dns_cache_size, cfg->dns_servers, err,
+			    errlen);
 	if (w->dns == NULL)
 		goto fail;
 	w->fields = calloc(cfg->header_fields, sizeof(*w->fields));

@@ -20,6 +20,11 @@
  *   /sleep/MS     sleep MS milliseconds, then 200 "ok"
  *   /raw/NAME     a canned, often broken, response (see raws[] below), then close
  *   /stall        read the request, never answer, close when the client does
+ *   /stall_body   200 with Content-Length 1000, 100 bytes of it, then as /stall
+ *   /dropsecond   200 "first" on the first request of a connection; on any later request
+ *                 of the same connection: close without answering (a pooled connection
+ *                 that dies just as it is reused); /dropsecond_rst: the same with a reset
+ *   /idleclose/MS 200 "idle", then close the connection if no request follows within MS
  * Anything else gets 404. A request with "Expect: 100-continue" gets "100 Continue" before
  * its body is read. */
 #ifndef _GNU_SOURCE
@@ -504,7 +509,36 @@ static const struct raw raws[] = {
 	RAW("http10", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited"),
 	RAW("continue", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
 	    "Connection: close\r\n\r\nok"),
+	RAW("status_4digit", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+	RAW("status_alpha", "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+	RAW("status_none", "HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+	RAW("http2", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+	RAW("icy", "ICY 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+	RAW("bare_lf", "HTTP/1.1 200 OK\nContent-Length: 2\nConnection: close\n\nok"),
+	RAW("cl_list", "HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\nConnection: close\r\n\r\nok!"),
+	RAW("cl_signed", "HTTP/1.1 200 OK\r\nContent-Length: +2\r\nConnection: close\r\n\r\nok"),
+	RAW("cl_vt", "HTTP/1.1 200 OK\r\nContent-Length: 2\v\r\nConnection: close\r\n\r\nok"),
+	RAW("cl_same_list", "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nConnection: close\r\n\r\nok"),
+	RAW("cl_dup_same", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n"
+	    "Connection: close\r\n\r\nok"),
+	RAW("te_xchunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\nConnection: close\r\n"
+	    "\r\n2\r\nok\r\n0\r\n\r\n"),
+	RAW("te_twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+	    "Connection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+	RAW("bad_name", "HTTP/1.1 200 OK\r\nX Bad: a\r\nContent-Length: 2\r\nConnection: close\r\n"
+	    "\r\nok"),
+	RAW("fold_first", "HTTP/1.1 200 OK\r\n X-First: a\r\nContent-Length: 2\r\n"
+	    "Connection: close\r\n\r\nok"),
+	RAW("empty", ""),
+	RAW("conn_te", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "Connection: transfer-encoding, close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+	RAW("conn_cl", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: content-length, close\r\n"
+	    "\r\nhello"),
 	RAW_RST("reset_head", "HTTP/1.1 200 OK\r\nContent-Le"),
+	RAW_RST("reset_chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"5\r\nhello\r\n5\r\nwor"),
+	RAW_RST("reset_close", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+		"a close-delimited body cut by a reset"),
 	RAW_RST("reset_body", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		"aaaaaaaaaaaaaaaaaa"),
@@ -529,11 +563,29 @@ static int send_huge_head(int fd)
 	return write_str(fd, "\r\nok");
 }
 
+/* 200 small fields: more than any sane field limit, in a head of only a few KiB. */
+static int send_many_fields(int fd)
+{
+	char field[64];
+
+	if (write_str(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n") < 0)
+		return -1;
+	for (int i = 0; i < 200; i++) {
+		snprintf(field, sizeof(field), "X-F%d: %d\r\n", i, i);
+		if (write_str(fd, field) < 0)
+			return -1;
+	}
+	return write_str(fd, "\r\nok");
+}
+
 /* Returns 1 to keep the connection, 0 to close it (already closed when it says so). */
 static int serve_raw(int fd, const char *name)
 {
-	if (strcmp(name, "huge_head") == 0) {
-		send_huge_head(fd);
+	if (strcmp(name, "huge_head") == 0 || strcmp(name, "many_fields") == 0) {
+		if (name[0] == 'h')
+			send_huge_head(fd);
+		else
+			send_many_fields(fd);
 		linger_close(fd);
 		return 0;
 	}
@@ -602,6 +654,17 @@ static void *serve_http(void *arg)
 			.is_pattern = 1,
 		};
 
+		unsigned long long early;
+		if (path_num(rq.path, "/early/", &early)) {
+			/* answer before reading the request body (a 413 during an upload), then
+			 * read and drop the body while closing, as a careful server does */
+			rq.keep_alive = 0;
+			if (send_head(fd, &rq, 413, "Content-Type: text/plain\r\n", (long long)early) == 0)
+				write_pattern(fd, early);
+			free(head);
+			linger_close(fd);
+			goto closed;
+		}
 		if (read_body(&rb, &rq, &sink) < 0) {
 			free(sink.data);
 			free(head);
@@ -681,6 +744,35 @@ static void *serve_http(void *arg)
 				shutdown(fd, SHUT_WR);
 			}
 			keep = 0;
+		} else if (strcmp(rq.path, "/dropsecond") == 0 ||
+			   strcmp(rq.path, "/dropsecond_rst") == 0) {
+			if (nreq > 1) {
+				free(sink.data);
+				free(head);
+				if (rq.path[11] == '_')
+					reset_close(fd);
+				else
+					linger_close(fd);
+				goto closed;
+			}
+			ok = send_simple(fd, &rq, 200, "first", 5);
+		} else if (path_num(rq.path, "/idleclose/", &n)) {
+			struct timeval tv = { .tv_sec = (time_t)(n / 1000),
+					      .tv_usec = (suseconds_t)(n % 1000) * 1000 };
+
+			/* the next read_request fails after n ms of silence: then we close */
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			ok = send_simple(fd, &rq, 200, "idle", 4);
+		} else if (strcmp(rq.path, "/stall_body") == 0) {
+			char junk[4096];
+
+			ok = send_head(fd, &rq, 200, "Content-Type: text/plain\r\n", 1000);
+			if (ok == 0)
+				ok = write_pattern(fd, 100);
+			while (ok == 0 && recv(fd, junk, sizeof(junk), 0) > 0)
+				;
+			keep = 0;
+			ok = -1;
 		} else if (strcmp(rq.path, "/stall") == 0) {
 			char junk[4096];
 

@@ -240,6 +240,9 @@ static void assert_same_config(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->admin_listen == NULL, b->admin_listen == NULL);
 	if (a->admin_listen)
 		assert_listen_same(a->admin_listen, b->admin_listen);
+
+	assert_str_or_null(a->dns_servers, b->dns_servers, "dns_servers");
+	ck_assert_uint_eq(a->dns_cache_size, b->dns_cache_size);
 }
 
 /* ---- defaults ---- */
@@ -297,6 +300,9 @@ START_TEST(defaults)
 	ck_assert_str_eq(cfg->error_log, "stderr");
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
 	ck_assert_ptr_null(cfg->admin_listen);
+
+	ck_assert_ptr_null(cfg->dns_servers);
+	ck_assert_uint_eq(cfg->dns_cache_size, 4096);
 	config_free(cfg);
 }
 END_TEST
@@ -457,6 +463,7 @@ START_TEST(sample_shows_every_key)
 		"auth htpasswd", "auth realm",
 		"log access_log", "log error_log", "log level",
 		"admin listen",
+		"dns servers", "dns cache_size",
 	};
 	char path[PATH_MAX], section[32] = "", found[4096] = " ";
 	char *text, *line, *save = NULL;
@@ -529,7 +536,11 @@ START_TEST(every_key)
 		"error_log = syslog\n"
 		"level = debug\n"
 		"[admin]\n"
-		"listen = 127.0.0.1:3129\n";
+		"listen = 127.0.0.1:3129\n"
+		"[dns]\n"
+		"servers = 192.0.2.53, [2001:db8::53]:5353\n"
+		"servers = 198.51.100.53:53\n"
+		"cache_size = 0\n";
 	struct config *cfg = load_ok(text);
 	const char *allow[] = { "10.0.0.0/8", "2001:db8::/32" };
 	const char *deny[] = { "10.1.0.0/16" };
@@ -585,6 +596,9 @@ START_TEST(every_key)
 	ck_assert_ptr_nonnull(cfg->admin_listen);
 	assert_listen(cfg->admin_listen, AF_INET, "127.0.0.1", 3129, "127.0.0.1:3129");
 	ck_assert_int_eq(cfg->admin_listen->line, 42);
+
+	ck_assert_str_eq(cfg->dns_servers, "192.0.2.53:53,[2001:db8::53]:5353,198.51.100.53:53");
+	ck_assert_uint_eq(cfg->dns_cache_size, 0);
 	config_free(cfg);
 }
 END_TEST
@@ -944,6 +958,125 @@ START_TEST(user_and_group)
 }
 END_TEST
 
+/* ---- [dns] ---- */
+
+static void expect_servers(const char *value, const char *csv)
+{
+	struct config *cfg = load_key("dns", "servers", value);
+
+	ck_assert_msg(cfg->dns_servers != NULL && strcmp(cfg->dns_servers, csv) == 0,
+		      "servers = %s: '%s', want '%s'", value,
+		      cfg->dns_servers ? cfg->dns_servers : "NULL", csv);
+	config_free(cfg);
+}
+
+START_TEST(dns_servers)
+{
+	struct config *cfg;
+	struct errs e;
+
+	/* The port defaults to 53; addresses come out in their usual spelling, with brackets
+	 * for IPv6, which is the form ares_set_servers_ports_csv takes. */
+	expect_servers("127.0.0.1", "127.0.0.1:53");
+	expect_servers("127.0.0.1:5353", "127.0.0.1:5353");
+	expect_servers("[::1]", "[::1]:53");
+	expect_servers("[::1]:1", "[::1]:1");
+	expect_servers("[2001:DB8:0::53]:65535", "[2001:db8::53]:65535");
+	expect_servers("10.0.0.1:053, 10.0.0.2  [::ffff:10.0.0.3]",
+		       "10.0.0.1:53,10.0.0.2:53,[::ffff:10.0.0.3]:53");
+
+	/* Repeatable: later lines add, in order. */
+	cfg = load_ok("[dns]\nservers = 192.0.2.1\nservers = 192.0.2.2:54, [2001:db8::1]\n");
+	ck_assert_str_eq(cfg->dns_servers, "192.0.2.1:53,192.0.2.2:54,[2001:db8::1]:53");
+	config_free(cfg);
+
+	/* Empty means the system's resolv.conf, like no line at all. */
+	cfg = load_ok("[dns]\nservers =\n");
+	ck_assert_ptr_null(cfg->dns_servers);
+	config_free(cfg);
+	cfg = load_ok("[dns]\nservers =\nservers = 192.0.2.1\n");
+	ck_assert_str_eq(cfg->dns_servers, "192.0.2.1:53");
+	config_free(cfg);
+	expect_error("[dns]\nservers = 192.0.2.1\nservers =\n",
+		     "t: line 3: [dns] servers: an empty value (meaning none) is only allowed on "
+		     "the first servers line");
+
+	expect_key_error("dns", "servers", "dns.example",
+			 "'dns.example': 'dns.example' is not an IPv4 address (host names are not "
+			 "allowed here)");
+	expect_key_error("dns", "servers", "dns.example:53",
+			 "'dns.example:53': 'dns.example' is not an IPv4 address (host names are "
+			 "not allowed here)");
+	expect_key_error("dns", "servers", "10.0.0.256",
+			 "'10.0.0.256': '10.0.0.256' is not an IPv4 address (host names are not "
+			 "allowed here)");
+	expect_key_error("dns", "servers", "::1",
+			 "'::1': an IPv6 address needs brackets, e.g. [::1]:53");
+	expect_key_error("dns", "servers", "2001:db8::1:53",
+			 "'2001:db8::1:53': an IPv6 address needs brackets, e.g. [::1]:53");
+	expect_key_error("dns", "servers", "[::1",
+			 "'[::1': expected [IPv6] or [IPv6]:PORT, e.g. [::1]:53");
+	expect_key_error("dns", "servers", "[::1]53",
+			 "'[::1]53': expected [IPv6] or [IPv6]:PORT, e.g. [::1]:53");
+	expect_key_error("dns", "servers", "[10.0.0.1]:53",
+			 "'[10.0.0.1]:53': '10.0.0.1' is not an IPv6 address");
+	expect_key_error("dns", "servers", "[fe80::1%eth0]:53",
+			 "'[fe80::1%eth0]:53': 'fe80::1%eth0' is not an IPv6 address");
+	expect_key_error("dns", "servers", "[]:53", "'[]:53': missing address");
+	expect_key_error("dns", "servers", ":53", "':53': missing address");
+	expect_key_error("dns", "servers", "10.0.0.1:0",
+			 "'10.0.0.1:0': port must be a number 1..65535");
+	expect_key_error("dns", "servers", "10.0.0.1:65536",
+			 "'10.0.0.1:65536': port must be a number 1..65535");
+	expect_key_error("dns", "servers", "10.0.0.1:",
+			 "'10.0.0.1:': port must be a number 1..65535");
+	expect_key_error("dns", "servers", "[::1]:",
+			 "'[::1]:': port must be a number 1..65535");
+	expect_key_error("dns", "servers", "[::1]:domain",
+			 "'[::1]:domain': port must be a number 1..65535");
+	expect_key_error("dns", "servers", "10.0.0.1,", "empty item at the end of the list");
+	expect_key_error("dns", "servers",
+			 "[1234:1234:1234:1234:1234:1234:1234:1234:1234:1234]:53",
+			 "'[1234:1234:1234:1234:1234:1234:1234:1234:1234:1234]:53' is not an "
+			 "address");
+
+	/* The same server twice, however written, is a slip; each bad item is reported. */
+	load_bad("[dns]\nservers = 10.0.0.1, bogus\nservers = 10.0.0.2, 10.0.0.1:53\n"
+		 "servers = [::1], [0:0::1]:53\n", &e);
+	ck_assert_msg(e.n == 3, "%s", all_errs(&e));
+	ck_assert_str_eq(e.msg[0], "t: line 2: [dns] servers: 'bogus': 'bogus' is not an IPv4 "
+			 "address (host names are not allowed here)");
+	ck_assert_str_eq(e.msg[1], "t: line 3: [dns] servers: 10.0.0.1:53 is listed twice");
+	ck_assert_str_eq(e.msg[2], "t: line 4: [dns] servers: [::1]:53 is listed twice");
+	/* Same address on another port, or in another family, is another server. */
+	expect_servers("10.0.0.1, 10.0.0.1:5353, [::ffff:10.0.0.1]",
+		       "10.0.0.1:53,10.0.0.1:5353,[::ffff:10.0.0.1]:53");
+	/* An entry that merely starts like another one is not the same. */
+	expect_servers("10.0.0.10, 10.0.0.1, 10.0.0.1:5", "10.0.0.10:53,10.0.0.1:53,10.0.0.1:5");
+}
+END_TEST
+
+START_TEST(dns_cache_size)
+{
+	struct config *cfg = load_key("dns", "cache_size", "0");
+
+	ck_assert_uint_eq(cfg->dns_cache_size, 0);
+	config_free(cfg);
+	cfg = load_key("dns", "cache_size", "1000000");
+	ck_assert_uint_eq(cfg->dns_cache_size, 1000000);
+	config_free(cfg);
+	expect_key_error("dns", "cache_size", "1000001", "1000001 is out of range (0..1000000)");
+	expect_key_error("dns", "cache_size", "-1", "'-1' is not a whole number");
+	expect_key_error("dns", "cache_size", "", "empty value");
+	expect_error("[dns]\ncache_size = 1\ncache_size = 2\n",
+		     "t: line 3: [dns] cache_size: set twice (first on line 2)");
+	/* [dns] keys belong to [dns] only, and dns in [timeouts] stays where it was. */
+	expect_error("[timeouts]\nservers = 10.0.0.1\n",
+		     "t: line 2: [timeouts] servers: unknown key");
+	expect_error("[dns]\ntimeout = 1\n", "t: line 2: [dns] timeout: unknown key");
+}
+END_TEST
+
 /* ---- syntax ---- */
 
 START_TEST(syntax_tolerated)
@@ -1031,14 +1164,14 @@ START_TEST(unknown_section_and_key)
 	ck_assert_msg(e.n == 4, "%s", all_errs(&e));
 	ck_assert_str_eq(e.msg[0], "t: line 2: [server] lisen: unknown key");
 	ck_assert_str_eq(e.msg[1], "t: line 3: unknown section [proxy] (known: [server] "
-			 "[timeouts] [limits] [access] [auth] [log] [admin])");
+			 "[timeouts] [limits] [access] [auth] [log] [admin] [dns])");
 	ck_assert_str_eq(e.msg[2], "t: line 8: [log] colour: unknown key");
 	ck_assert_str_eq(e.msg[3], "t: line 10: [admin] port: unknown key");
 	/* A key of one section in another is unknown there. */
 	expect_error("[timeouts]\nbacklog = 5\n", "t: line 2: [timeouts] backlog: unknown key");
 	/* An empty section name is unknown too. */
 	expect_error("[]\n", "t: line 1: unknown section [] (known: [server] [timeouts] [limits] "
-		     "[access] [auth] [log] [admin])");
+		     "[access] [auth] [log] [admin] [dns])");
 }
 END_TEST
 
@@ -1146,7 +1279,7 @@ START_TEST(all_errors_reported)
 			 "(0.001..86400 seconds)");
 	ck_assert_str_eq(e.msg[4], "t: line 9: [timeouts] idle: unknown key");
 	ck_assert_str_eq(e.msg[5], "t: line 10: unknown section [acess] (known: [server] "
-			 "[timeouts] [limits] [access] [auth] [log] [admin])");
+			 "[timeouts] [limits] [access] [auth] [log] [admin] [dns])");
 	ck_assert_str_eq(e.msg[6], "t: line 13: [access] allow: '10.0.0.1/8': host bits set "
 			 "beyond the /8 prefix (did you mean 10.0.0.0/8?)");
 	ck_assert_str_eq(e.msg[7], "t: line 15: [limits] request_line (70000) must not be larger "
@@ -1252,6 +1385,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, enums_and_strings);
 	tcase_add_test(tc, paths_and_optional);
 	tcase_add_test(tc, user_and_group);
+	tcase_add_test(tc, dns_servers);
+	tcase_add_test(tc, dns_cache_size);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");

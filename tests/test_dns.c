@@ -1,11 +1,14 @@
-/* test_dns.c - dns: literals, /etc/hosts names through c-ares on the real loop, the cache,
- * cancellation, destruction with queries pending, failures and the per-query deadline.
+/* test_dns.c - dns: literals, /etc/hosts names through c-ares on the real loop, answers from
+ * a DNS server with their TTL, the cache (positive, negative, expiry, eviction), cancellation,
+ * destruction with queries pending, failures and the per-query deadline.
  *
- * No DNS server is assumed reachable: names come from /etc/hosts ("localhost") or from a
- * private hosts file named by CARES_HOSTS; a name that does not exist may fail in any way.
+ * No query ever leaves the machine: every channel is given a DNS server on loopback, the
+ * fake one of fake_dns.c (or a closed loopback port), never the system's resolv.conf. Names
+ * also come from /etc/hosts ("localhost") or from a private hosts file named by CARES_HOSTS.
  * Tests that touch the loop run once per backend (the loop index is the backend). */
 #include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "fake_dns.h"
 #include "loop.h"
 #include "status.h"
 
@@ -34,6 +38,7 @@ static const char test_hosts[] =
 
 static struct loop *lp;
 static struct dns *dn;
+static struct fake_dns *fdns;
 static char hosts_path[64];
 
 struct rec {
@@ -98,12 +103,27 @@ static void spin_rounds(int n)
 		spin_once(1);
 }
 
-static void env_up(int backend, unsigned timeout_ms, size_t cache_size, int maxfds,
-		   int private_hosts)
-{
-	char err[256] = "";
-	int fd;
+enum server { FAKE_SERVER, CLOSED_PORT };
 
+/* The channel asks the fake server, or a loopback port where nothing listens. The fake
+ * server runs either way (it can tell that it was not asked). */
+static void env_up_with(int backend, unsigned timeout_ms, size_t cache_size, int maxfds,
+			int private_hosts, enum server server)
+{
+	char err[256] = "", closed[32];
+	const char *servers;
+	int fd, port;
+
+	fdns = fake_dns_start();
+	ck_assert_ptr_nonnull(fdns);
+	servers = fake_dns_server(fdns);
+	if (server == CLOSED_PORT) {
+		/* picked after the fake server bound its port, so it cannot be that one */
+		port = fake_dns_closed_port();
+		ck_assert_int_gt(port, 0);
+		snprintf(closed, sizeof(closed), "127.0.0.1:%d", port);
+		servers = closed;
+	}
 	unsetenv("CARES_HOSTS");
 	hosts_path[0] = '\0';
 	if (private_hosts) {
@@ -117,16 +137,24 @@ static void env_up(int backend, unsigned timeout_ms, size_t cache_size, int maxf
 	}
 	lp = loop_create((enum loop_backend)backend, maxfds, err, sizeof(err));
 	ck_assert_msg(lp != NULL, "loop_create: %s", err);
-	dn = dns_create(lp, timeout_ms, cache_size, err, sizeof(err));
+	dn = dns_create(lp, timeout_ms, cache_size, servers, err, sizeof(err));
 	ck_assert_msg(dn != NULL, "dns_create: %s", err);
+}
+
+static void env_up(int backend, unsigned timeout_ms, size_t cache_size, int maxfds,
+		   int private_hosts)
+{
+	env_up_with(backend, timeout_ms, cache_size, maxfds, private_hosts, FAKE_SERVER);
 }
 
 static void env_down(void)
 {
 	dns_destroy(dn);
 	loop_destroy(lp);
+	fake_dns_stop(fdns);
 	dn = NULL;
 	lp = NULL;
+	fdns = NULL;
 	if (hosts_path[0])
 		unlink(hosts_path);
 	unsetenv("CARES_HOSTS");
@@ -186,10 +214,30 @@ static void resolve_async_ok(const char *host, uint16_t port, struct dns_result 
 		*out = r.res;
 }
 
-static int known_error(const char *e)
+/* Resolve a name that must go to c-ares, wait for the answer, check it failed with why. */
+static void resolve_async_fail(const char *host, const char *why)
 {
-	return e && (!strcmp(e, "unknown host") || !strcmp(e, "DNS timeout") ||
-		     !strcmp(e, "DNS failure"));
+	struct dns_result now;
+	struct dns_query *q = NULL;
+	struct rec r = { 0 };
+
+	ck_assert_int_eq(dns_resolve(dn, host, 80, rec_cb, &r, &now, &q), FERRY_AGAIN);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_int_eq(r.calls, 0);
+	spin_until_called(&r, 1);
+	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.status, FERRY_ERR);
+	ck_assert_int_eq(r.res.naddrs, 0);
+	ck_assert_msg(r.res.error && !strcmp(r.res.error, why), "%s: error \"%s\", want \"%s\"",
+		      host, r.res.error ? r.res.error : "(null)", why);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 /* ---- literals ---- */
@@ -381,38 +429,194 @@ START_TEST(no_cache_when_size_zero)
 }
 END_TEST
 
+/* The server says NXDOMAIN: "unknown host", remembered for a while (negative caching). */
 START_TEST(nonexistent_fails)
 {
 	struct dns_result now;
 	struct dns_query *q;
-	struct rec r = { 0 }, r2 = { 0 };
+	struct rec r = { 0 };
 	struct dns_stats st;
-	int rc;
+	int asked;
 
-	env_up(_i, 300, 16, 1024, 0);
-	ck_assert_int_eq(dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r, &now, &q),
-			 FERRY_AGAIN);
-	ck_assert_int_eq(r.calls, 0);
-	spin_until_called(&r, 1);
-	ck_assert_int_eq(r.status, FERRY_ERR);
-	ck_assert_int_eq(r.res.naddrs, 0);
-	ck_assert_msg(known_error(r.res.error), "error \"%s\"", r.res.error ? r.res.error : "");
+	env_up(_i, 2000, 16, 1024, 0);
+	resolve_async_fail("nonexistent.invalid", "unknown host");
+	asked = fake_dns_queries(fdns, "nonexistent.invalid");
+	ck_assert_int_ge(asked, 1); /* the answer came from our server */
 	dns_get_stats(dn, &st);
 	ck_assert_uint_eq(st.failures, 1);
+	ck_assert_uint_eq(st.cache_misses, 1);
 
-	/* Only "no such name" is remembered; a timeout or a server failure is asked again. */
-	rc = dns_resolve(dn, "nonexistent.invalid", 80, rec_cb, &r2, &now, &q);
-	if (!strcmp(r.res.error, "unknown host")) {
-		ck_assert_int_eq(rc, FERRY_ERR);
-		ck_assert_str_eq(now.error, "unknown host");
-	} else {
-		ck_assert_int_eq(rc, FERRY_AGAIN);
-		spin_until_called(&r2, 1);
-		ck_assert_int_eq(r2.status, FERRY_ERR);
-	}
+	ck_assert_int_eq(dns_resolve(dn, "Nonexistent.Invalid", 80, rec_cb, &r, &now, &q),
+			 FERRY_ERR);
+	ck_assert_ptr_null(q);
+	ck_assert_int_eq(now.naddrs, 0);
+	ck_assert_str_eq(now.error, "unknown host");
+	ck_assert_int_eq(fake_dns_queries(fdns, "nonexistent.invalid"), asked);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits, 1);
+	ck_assert_uint_eq(st.failures, 2);
 	spin_until_idle();
-	ck_assert_int_eq(r.calls, 1);
+	ck_assert_int_eq(r.calls, 0);
 	env_down();
+}
+END_TEST
+
+/* ---- answers from a DNS server ---- */
+
+START_TEST(server_answers_in_order)
+{
+	static const char *const mixed[] = { "2001:db8::1", "192.0.2.1", "2001:db8::2" };
+	struct dns_result res;
+	char buf[64];
+
+	env_up(_i, 2000, 16, 1024, 0);
+	fake_dns_add(fdns, "two.test", "127.0.0.2", 300);
+	fake_dns_add(fdns, "two.test", "127.0.0.1", 300);
+	fake_dns_add(fdns, "mixed.test", "192.0.2.1", 300);
+	fake_dns_add(fdns, "mixed.test", "2001:db8::1", 300);
+	fake_dns_add(fdns, "mixed.test", "2001:db8::2", 300);
+
+	/* The server's order is kept, so the first address is the first tried (the
+	 * end-to-end fallback test counts on 127.0.0.2 before 127.0.0.1). */
+	resolve_async_ok("two.test", 8080, &res);
+	ck_assert_int_eq(res.naddrs, 2);
+	ck_assert_str_eq(addr_str(&res.addrs[0], buf, sizeof(buf)), "127.0.0.2");
+	ck_assert_str_eq(addr_str(&res.addrs[1], buf, sizeof(buf)), "127.0.0.1");
+	/* Both families asked for; they alternate, AAAA first. */
+	ck_assert_int_ge(fake_dns_queries(fdns, "two.test"), 2);
+	resolve_async_ok("MIXED.test", 443, &res);
+	ck_assert_int_eq(res.naddrs, 3);
+	for (int i = 0; i < res.naddrs; i++)
+		ck_assert_str_eq(addr_str(&res.addrs[i], buf, sizeof(buf)), mixed[i]);
+	env_down();
+}
+END_TEST
+
+/* An answer is kept for its TTL: asked again only once the TTL has passed. */
+START_TEST(server_answer_cached_for_ttl)
+{
+	struct dns_result now;
+	struct dns_query *q;
+	struct rec r = { 0 };
+	struct dns_stats st;
+	char buf[64];
+	int nlong, nshort;
+
+	env_up(_i, 2000, 16, 1024, 0);
+	fake_dns_add(fdns, "long.test", "192.0.2.1", 300);
+	fake_dns_add(fdns, "short.test", "192.0.2.2", 1);
+	resolve_async_ok("long.test", 80, NULL);
+	resolve_async_ok("short.test", 80, NULL);
+	nlong = fake_dns_queries(fdns, "long.test");
+	nshort = fake_dns_queries(fdns, "short.test");
+	ck_assert_int_ge(nlong, 1);
+	ck_assert_int_ge(nshort, 1);
+
+	ck_assert_int_eq(dns_resolve(dn, "long.test", 81, rec_cb, &r, &now, &q), FERRY_OK);
+	ck_assert_int_eq(now.naddrs, 1);
+	ck_assert_str_eq(addr_str(&now.addrs[0], buf, sizeof(buf)), "192.0.2.1");
+	assert_ports(&now, 81);
+
+	/* Past short.test's TTL of 1 s (not the minute of hosts-file names): asked again.
+	 * long.test, 300 s, is still answered from the cache. */
+	sleep_ms(1200);
+	loop_update_time(lp);
+	ck_assert_int_eq(dns_resolve(dn, "long.test", 80, rec_cb, &r, &now, &q), FERRY_OK);
+	resolve_async_ok("short.test", 80, &now);
+	ck_assert_str_eq(addr_str(&now.addrs[0], buf, sizeof(buf)), "192.0.2.2");
+	ck_assert_int_gt(fake_dns_queries(fdns, "short.test"), nshort);
+	ck_assert_int_eq(fake_dns_queries(fdns, "long.test"), nlong);
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits, 2);
+	ck_assert_uint_eq(st.cache_misses, 3);
+	ck_assert_int_eq(r.calls, 0);
+	env_down();
+}
+END_TEST
+
+/* A server failure or a timeout may be transient: the next request asks again. */
+START_TEST(failures_not_cached)
+{
+	struct dns_stats st;
+	int n;
+
+	env_up(_i, 300, 16, 1024, 0);
+	fake_dns_servfail(fdns, "broken.test");
+	fake_dns_silent(fdns, "silent.test");
+
+	resolve_async_fail("broken.test", "DNS failure");
+	n = fake_dns_queries(fdns, "broken.test");
+	ck_assert_int_ge(n, 1);
+	resolve_async_fail("broken.test", "DNS failure");
+	ck_assert_int_gt(fake_dns_queries(fdns, "broken.test"), n);
+
+	resolve_async_fail("silent.test", "DNS timeout");
+	n = fake_dns_queries(fdns, "silent.test");
+	ck_assert_int_ge(n, 1);
+	resolve_async_fail("silent.test", "DNS timeout");
+	ck_assert_int_gt(fake_dns_queries(fdns, "silent.test"), n);
+	spin_until_idle();
+	dns_get_stats(dn, &st);
+	ck_assert_uint_eq(st.cache_hits, 0);
+	ck_assert_uint_eq(st.cache_misses, 4);
+	ck_assert_uint_eq(st.failures, 4);
+	env_down();
+}
+END_TEST
+
+/* Nothing listens at the server's port: a failure at once, not a wait for the deadline
+ * (which would say "DNS timeout"). */
+START_TEST(closed_server_port_fails_fast)
+{
+	env_up_with(_i, HANG_GUARD_MS, 16, 1024, 0, CLOSED_PORT);
+	resolve_async_fail("nonexistent.invalid", "DNS failure");
+	resolve_async_fail("nonexistent.invalid", "DNS failure"); /* not cached */
+	spin_until_idle();
+	ck_assert_int_eq(fake_dns_queries(fdns, NULL), 0);
+	env_down();
+}
+END_TEST
+
+/* A name in the hosts file is answered from it, without asking the server (the order of
+ * /etc/nsswitch.conf, "files dns" on Debian). */
+START_TEST(hosts_file_before_server)
+{
+	struct dns_result res;
+	char buf[64];
+
+	env_up(_i, 2000, 16, 1024, 1);
+	fake_dns_add(fdns, "a.test", "192.0.2.99", 300); /* the file says 198.51.100.1 */
+	resolve_async_ok("a.test", 80, &res);
+	ck_assert_int_eq(res.naddrs, 1);
+	ck_assert_str_eq(addr_str(&res.addrs[0], buf, sizeof(buf)), "198.51.100.1");
+	ck_assert_int_eq(fake_dns_queries(fdns, NULL), 0);
+	env_down();
+}
+END_TEST
+
+START_TEST(create_with_servers)
+{
+	struct dns *d;
+	char err[256] = "";
+
+	lp = loop_create((enum loop_backend)_i, 1024, err, sizeof(err));
+	ck_assert_msg(lp != NULL, "loop_create: %s", err);
+	d = dns_create(lp, 1000, 16, "not-an-address", err, sizeof(err));
+	ck_assert_ptr_null(d);
+	ck_assert_msg(strncmp(err, "dns servers: ", 13) == 0, "err \"%s\"", err);
+	/* Every form config.c writes. */
+	d = dns_create(lp, 1000, 16, "127.0.0.1:53,[::1]:5353", err, sizeof(err));
+	ck_assert_msg(d != NULL, "dns_create: %s", err);
+	dns_destroy(d);
+	/* NULL and "" leave the system's servers (not asked here). */
+	d = dns_create(lp, 1000, 16, "", err, sizeof(err));
+	ck_assert_msg(d != NULL, "dns_create: %s", err);
+	dns_destroy(d);
+	d = dns_create(lp, 1000, 0, NULL, err, sizeof(err));
+	ck_assert_msg(d != NULL, "dns_create: %s", err);
+	dns_destroy(d);
+	loop_destroy(lp);
+	lp = NULL;
 }
 END_TEST
 
@@ -492,6 +696,8 @@ START_TEST(destroy_with_pending_queries)
 	ck_assert_int_eq(r1.calls + r2.calls + r3.calls, 0);
 	loop_destroy(lp);
 	lp = NULL;
+	fake_dns_stop(fdns);
+	fdns = NULL;
 	if (hosts_path[0])
 		unlink(hosts_path);
 }
@@ -576,6 +782,12 @@ static Suite *dns_suite(void)
 	tcase_add_loop_test(tc, destroy_with_pending_queries, lo, hi);
 	tcase_add_loop_test(tc, next_timeout_idle, lo, lo + 1);
 	tcase_add_loop_test(tc, resolve_from_callback, lo, hi);
+	tcase_add_loop_test(tc, server_answers_in_order, lo, hi);
+	tcase_add_loop_test(tc, server_answer_cached_for_ttl, lo, hi);
+	tcase_add_loop_test(tc, failures_not_cached, lo, hi);
+	tcase_add_loop_test(tc, closed_server_port_fails_fast, lo, hi);
+	tcase_add_loop_test(tc, hosts_file_before_server, lo, hi);
+	tcase_add_loop_test(tc, create_with_servers, lo, lo + 1);
 	suite_add_tcase(s, tc);
 	return s;
 }

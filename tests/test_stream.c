@@ -367,6 +367,142 @@ START_TEST(retry_idempotent_on_reused_connection)
 }
 END_TEST
 
+
+/* "Connection: content-length" (or transfer-encoding) must not strip the framing ferry relays
+ * the body by: the origin would read the body as a second request. */
+START_TEST(connection_cannot_strip_framing)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_resp r;
+	char req[400];
+	const char body[] = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+	snprintf(req, sizeof(req),
+		 "POST http://127.0.0.1:%d/headers HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", origin.port, sizeof(body) - 1, body);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	char want[64];
+	snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n", sizeof(body) - 1);
+	ck_assert_msg(strcasestr(r.body, want) != NULL, "origin saw: %s", r.body);
+	harness_resp_free(&r);
+	snprintf(req, sizeof(req),
+		 "POST http://127.0.0.1:%d/echo HTTP/1.1\r\nHost: x\r\nConnection: transfer-encoding\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "hello");
+	harness_resp_free(&r);
+	/* the same from the origin's side */
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/raw/conn_te HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(r.complete);
+	ck_assert_str_eq(harness_resp_header(&r, "Transfer-Encoding"), "chunked");
+	ck_assert_str_eq(r.body, "hello");
+	harness_resp_free(&r);
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/raw/conn_cl HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert(r.complete);
+	ck_assert_str_eq(harness_resp_header(&r, "Content-Length"), "5");
+	ck_assert_str_eq(r.body, "hello");
+	harness_resp_free(&r);
+	stop();
+}
+END_TEST
+
+/* 128 MiB through a CONNECT tunnel to the echo server, both ways at once: nothing stalls. */
+START_TEST(tunnel_bulk_both_ways)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	char req[200];
+	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n", origin.echo_port);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&c, &r, HARNESS_NOBODY, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	harness_resp_free(&r);
+	size_t n = 128u << 20;
+	char *out = harness_pattern(n);
+	char *in = NULL;
+	size_t inlen = 0;
+	ck_assert_int_eq(harness_pump(&c, out, n, 1, (size_t)-1, &in, &inlen, 60000), FERRY_OK);
+	ck_assert_uint_eq(inlen, n);
+	ck_assert(memcmp(in, out, n) == 0);
+	ck_assert(c.eof);
+	free(in);
+	free(out);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
+/* The origin answers (413, 1.5 MB) before reading an upload: the client gets the whole
+ * answer, not a reset that destroys it. */
+START_TEST(early_response_during_upload_arrives_whole)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	size_t blen = 5u << 20, want = 1500000;
+	char req[256];
+	snprintf(req, sizeof(req),
+		 "POST http://127.0.0.1:%d/early/%zu HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+		 origin.port, want, blen);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	char *out = harness_pattern(blen);
+	char *in = NULL;
+	size_t inlen = 0;
+	harness_pump(&c, out, blen, 0, (size_t)-1, &in, &inlen, 30000);
+	char *end = memmem(in, inlen, "\r\n\r\n", 4);
+	ck_assert_ptr_nonnull(end);
+	ck_assert_msg(strncmp(in, "HTTP/1.1 413", 12) == 0, "%.30s", in);
+	size_t got = inlen - (size_t)(end + 4 - in);
+	ck_assert_msg(got == want, "got %zu of the %zu-byte answer (err %d)", got, want, c.err);
+	free(in);
+	free(out);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
+/* A close-delimited answer followed by many pipelined requests the client already sent: the
+ * answer arrives whole and ends with a clean close, not a reset. */
+START_TEST(close_delimited_with_pipelined_requests)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	size_t want = 1500000;
+	char one[200];
+	snprintf(one, sizeof(one), "GET http://127.0.0.1:%d/close/%zu HTTP/1.1\r\nHost: x\r\n\r\n",
+		 origin.port, want);
+	char more[200];
+	int ml = snprintf(more, sizeof(more), "GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+			  origin.port);
+	size_t total = strlen(one) + 1000 * (size_t)ml;
+	char *out = malloc(total);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, one, strlen(one));
+	for (int i = 0; i < 1000; i++)
+		memcpy(out + strlen(one) + (size_t)i * (size_t)ml, more, (size_t)ml);
+	char *in = NULL;
+	size_t inlen = 0;
+	harness_pump(&c, out, total, 0, (size_t)-1, &in, &inlen, 30000);
+	char *end = memmem(in, inlen, "\r\n\r\n", 4);
+	ck_assert_ptr_nonnull(end);
+	size_t got = inlen - (size_t)(end + 4 - in);
+	ck_assert_msg(got == want, "got %zu of %zu bytes (err %d)", got, want, c.err);
+	ck_assert_msg(c.eof && c.err == 0, "not a clean close: err %d", c.err);
+	free(in);
+	free(out);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("stream");
@@ -380,6 +516,10 @@ int main(void)
 	tcase_add_loop_test(tc, upgrade_without_connection_token_dropped, 0, 2);
 	tcase_add_loop_test(tc, pool_idle_expiry, 0, 2);
 	tcase_add_loop_test(tc, retry_idempotent_on_reused_connection, 0, 2);
+	tcase_add_loop_test(tc, connection_cannot_strip_framing, 0, 2);
+	tcase_add_loop_test(tc, tunnel_bulk_both_ways, 0, 2);
+	tcase_add_loop_test(tc, early_response_during_upload_arrives_whole, 0, 2);
+	tcase_add_loop_test(tc, close_delimited_with_pipelined_requests, 0, 2);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
