@@ -73,6 +73,18 @@ static void put_field(struct out *o, const struct http_field *f)
 	put(o, "\r\n", 2);
 }
 
+/* Content-Length, once: "5, 5" or two equal fields (valid, the parser checked they agree)
+ * become one plain value, so the next hop cannot read the length differently. */
+static void put_content_length(struct out *o, const struct http_head *h, int *done)
+{
+	if (*done)
+		return;
+	char cl[48];
+	int n = snprintf(cl, sizeof(cl), "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+	put(o, cl, (size_t)n);
+	*done = 1;
+}
+
 static void put_via(struct out *o, const char *via_name)
 {
 	puts_(o, "Via: 1.1 ");
@@ -101,10 +113,15 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 		put(&o, port, (size_t)n);
 	}
 	put(&o, "\r\n", 2);
+	int cl_done = 0;
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
 		if (http_slice_eq(f->name, "host"))
 			continue;
+		if (http_slice_eq(f->name, "content-length")) {
+			put_content_length(&o, h, &cl_done);
+			continue;
+		}
 		if (upgrade && http_slice_eq(f->name, "upgrade")) {
 			put_field(&o, f);
 			continue;
@@ -180,10 +197,15 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 	put(&o, status, (size_t)n);
 	put_slice(&o, h->reason);
 	put(&o, "\r\n", 2);
+	int cl_done = 0;
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
 		if (upgrade && http_slice_eq(f->name, "upgrade")) {
 			put_field(&o, f);
+			continue;
+		}
+		if (http_slice_eq(f->name, "content-length")) {
+			put_content_length(&o, h, &cl_done);
 			continue;
 		}
 		if (forward_is_hop_field(h, f->name))

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -123,8 +125,8 @@ void harness_cleanup(void)
 }
 
 /* Fork and exec argv with the given stdout and stderr fds (-1: /dev/null). The child dies
- * with us, whatever way we die. */
-static pid_t spawn(const char *const argv[], int out, int err)
+ * with us, whatever way we die. nofile > 0: RLIMIT_NOFILE (soft and hard) for the child. */
+static pid_t spawn_limited(const char *const argv[], int out, int err, unsigned long nofile)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -151,9 +153,23 @@ static pid_t spawn(const char *const argv[], int out, int err)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
+	if (nofile > 0) {
+		struct rlimit rl = { .rlim_cur = nofile, .rlim_max = nofile };
+
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			dprintf(2, "harness: setrlimit(RLIMIT_NOFILE, %lu): %s\n", nofile,
+				strerror(errno));
+			_exit(127);
+		}
+	}
 	execv(argv[0], (char *const *)argv);
 	dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
+}
+
+static pid_t spawn(const char *const argv[], int out, int err)
+{
+	return spawn_limited(argv, out, err, 0);
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -446,6 +462,12 @@ static void dump_log(const struct harness_ferry *f, const char *why)
 
 int harness_ferry_start(struct harness_ferry *f, const struct harness_conf *c)
 {
+	return harness_ferry_start_nofile(f, c, 0);
+}
+
+int harness_ferry_start_nofile(struct harness_ferry *f, const struct harness_conf *c,
+			       unsigned long nofile)
+{
 	const char *tmp = env_or("TMPDIR", "/tmp");
 
 	memset(f, 0, sizeof(*f));
@@ -468,7 +490,7 @@ int harness_ferry_start(struct harness_ferry *f, const struct harness_conf *c)
 		logfd = open(f->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 		if (logfd < 0)
 			return FERRY_ERR;
-		f->pid = spawn(argv, logfd, logfd);
+		f->pid = spawn_limited(argv, logfd, logfd, nofile);
 		close(logfd);
 		if (f->pid < 0)
 			return FERRY_ERR;
@@ -501,11 +523,18 @@ int harness_ferry_start(struct harness_ferry *f, const struct harness_conf *c)
 
 int harness_ferry_stop(struct harness_ferry *f)
 {
+	return harness_ferry_stop_log(f, NULL);
+}
+
+int harness_ferry_stop_log(struct harness_ferry *f, char **log)
+{
 	int code = -1;
 
 	if (f->pid > 0)
 		code = stop_pid(f->pid);
 	f->pid = 0;
+	if (log)
+		*log = f->dir[0] ? harness_ferry_log(f) : calloc(1, 1);
 	if (f->dir[0] && !getenv("FERRY_E2E_KEEP")) {
 		unlink(f->conf);
 		unlink(f->log);
@@ -1078,4 +1107,116 @@ int harness_request(int port, const char *req, struct harness_resp *r, int flags
 	rc = harness_read_response(&c, r, flags, HARNESS_TIMEOUT_MS);
 	harness_close(&c);
 	return rc;
+}
+
+/* ---- /proc ---- */
+
+/* The fields of /proc/PID/stat after the command name, NUL-terminated in buf; NULL if gone. */
+static char *proc_stat_rest(pid_t pid, char *buf, size_t cap)
+{
+	char path[64];
+	FILE *f;
+	size_t n;
+	char *rp;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' ? rp + 2 : NULL;
+}
+
+pid_t harness_ferry_child(const struct harness_ferry *f, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		pid_t found = -1;
+
+		while (d && (e = readdir(d)) != NULL && found < 0) {
+			char buf[512], *rest;
+			char state;
+			int ppid;
+
+			if (e->d_name[0] < '1' || e->d_name[0] > '9')
+				continue;
+			rest = proc_stat_rest((pid_t)atoi(e->d_name), buf, sizeof(buf));
+			if (rest && sscanf(rest, "%c %d", &state, &ppid) == 2 && ppid == f->pid &&
+			    state != 'Z')
+				found = (pid_t)atoi(e->d_name);
+		}
+		if (d)
+			closedir(d);
+		if (found > 0 || now_ms() >= deadline)
+			return found;
+		sleep_ms(10);
+	}
+}
+
+long harness_proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t fl = strlen(field);
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+			kb = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+long long harness_proc_cpu_ms(pid_t pid)
+{
+	char buf[1024], *rest = proc_stat_rest(pid, buf, sizeof(buf));
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	/* after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime */
+	if (!rest || hz <= 0 ||
+	    sscanf(rest, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)((ut + st) * 1000 / (unsigned long long)hz);
+}
+
+int harness_proc_nfds(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+int harness_accept(int lfd, int timeout_ms)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int fd;
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return -1;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	return fd;
 }

@@ -66,9 +66,16 @@ struct harness_ferry {
  * and wait (at most 5 s) until the port accepts connections. Retries with another port if
  * the picked one was taken in between. FERRY_OK, or FERRY_ERR with ferry's log on stderr. */
 int harness_ferry_start(struct harness_ferry *f, const struct harness_conf *c);
+/* The same, with RLIMIT_NOFILE set to nofile (soft and hard) for ferry before exec (0: keep
+ * the limit this process has). */
+int harness_ferry_start_nofile(struct harness_ferry *f, const struct harness_conf *c,
+			       unsigned long nofile);
 /* SIGTERM, wait at most 5 s, then SIGKILL. Returns the exit code, or -1 when it did not
  * exit by itself (killed, or by a signal). */
 int harness_ferry_stop(struct harness_ferry *f);
+/* The same, and *log gets ferry's whole log as it was after it exited (sanitizer reports
+ * come at exit), malloc'd. */
+int harness_ferry_stop_log(struct harness_ferry *f, char **log);
 /* ferry's log so far, NUL-terminated, malloc'd (never NULL). */
 char *harness_ferry_log(const struct harness_ferry *f);
 
@@ -93,6 +100,21 @@ int harness_listen(int port, int backlog, int *bound);
 int harness_write_file(const char *path, const char *text);
 /* n bytes of the origin's pattern: byte i = 'a' + i % 26. malloc'd. */
 char *harness_pattern(size_t n);
+
+/* ---- /proc: watching the processes ferry runs as ---- */
+
+/* A live child process of ferry's master (the process that serves), waiting at most
+ * timeout_ms for one to appear; -1 if none. */
+pid_t harness_ferry_child(const struct harness_ferry *f, int timeout_ms);
+/* A "Name:  N kB" field of /proc/PID/status (VmRSS, VmHWM...) in kB, or -1. */
+long harness_proc_status_kb(pid_t pid, const char *field);
+/* CPU time (user + system, all threads) of pid in milliseconds, or -1. */
+long long harness_proc_cpu_ms(pid_t pid);
+/* Open file descriptors of pid, or -1. */
+int harness_proc_nfds(pid_t pid);
+/* Wait at most timeout_ms for a connection on the listening socket lfd; the accepted fd
+ * (non-blocking, close-on-exec) or -1. */
+int harness_accept(int lfd, int timeout_ms);
 
 /* ---- client connections ---- */
 

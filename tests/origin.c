@@ -629,11 +629,13 @@ static void *serve_http(void *arg)
 		if (r <= 0)
 			break;
 		nreq++;
-		char *head = malloc(rq.head_len);
+		/* NUL-terminated: routes look into it with strcasestr */
+		char *head = malloc(rq.head_len + 1);
 
 		if (!head)
 			break;
 		memcpy(head, rb.data, rq.head_len);
+		head[rq.head_len] = '\0';
 		rbuf_consume(&rb, rq.head_len);
 
 		char *q = strchr(rq.path, '?');

@@ -37,6 +37,8 @@ static void start(int mux, const char *extra_section, const char *key, const cha
 	if (extra_section)
 		harness_conf_set(&c, extra_section, key, value);
 	ck_assert_int_eq(harness_ferry_start(&ferry, &c), FERRY_OK);
+	/* the port answers once the master listens; the child may still be on its way */
+	ck_assert_int_gt(harness_ferry_child(&ferry, 5000), 0);
 }
 
 static void stop(void)
