@@ -76,6 +76,7 @@ static int master_drop_privileges(const struct config *cfg, char *err, size_t er
 
 static pid_t master_spawn(struct master *m, int slot)
 {
+	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -97,7 +98,9 @@ static pid_t master_spawn(struct master *m, int slot)
 		log_error("%s", err);
 		_exit(3);
 	}
-	_exit(acceptor_run(m->cfg, m->fds[slot], m->cfg->nlisten));
+	/* exit(), not _exit(): LeakSanitizer checks the child at exit in sanitizer builds (stdio
+	 * was flushed before the fork, so nothing of the master's is written twice) */
+	exit(acceptor_run(m->cfg, m->fds[slot], m->cfg->nlisten));
 }
 
 static void master_start_slot(struct master *m, int slot)

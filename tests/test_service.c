@@ -373,6 +373,47 @@ START_TEST(per_client_cap)
 }
 END_TEST
 
+/* max_connections: at the limit the acceptor stops accepting (the kernel queues new
+ * clients), spends no CPU, and serves the queued client as soon as a slot frees. */
+START_TEST(max_connections_backpressure)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "server", "max_connections", "3");
+	harness_conf_set(&c, "server", "threads", "1");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	ck_assert(quick_request(f.port));
+	struct harness_conn held[3], late;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(harness_connect(&held[i], f.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&held[i], "GET "), FERRY_OK); /* a head begun */
+	}
+	sleep_ms(200);
+	pid_t child = harness_ferry_child(&f, 5000);
+	ck_assert_int_gt(child, 0);
+	ck_assert_int_eq(harness_connect(&late, f.port), FERRY_OK); /* queued by the kernel */
+	ck_assert_int_eq(harness_send_str(&late, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
+	long cpu0 = harness_proc_cpu_ms(child);
+	sleep_ms(1000);
+	long cpu1 = harness_proc_cpu_ms(child);
+	ck_assert_msg(cpu1 - cpu0 < 200, "%ld ms of CPU in 1 s at the limit", cpu1 - cpu0);
+	/* not served while the limit holds */
+	ck_assert_uint_eq(harness_read_atleast(&late, 1, 300), 0);
+	ck_assert_int_eq(late.err, ETIMEDOUT);
+	late.err = 0; /* that wait was meant to time out */
+	harness_close(&held[0]);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&late, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 400);
+	harness_resp_free(&r);
+	harness_close(&late);
+	harness_close(&held[1]);
+	harness_close(&held[2]);
+	ck_assert_int_eq(harness_ferry_stop(&f), 0);
+}
+END_TEST
+
 static Suite *service_suite(void)
 {
 	Suite *s = suite_create("service");
@@ -385,6 +426,7 @@ static Suite *service_suite(void)
 	tcase_add_loop_test(tc, reload_valid_and_invalid, 0, 2);
 	tcase_add_loop_test(tc, daemon_and_pidfile, 0, 2);
 	tcase_add_loop_test(tc, per_client_cap, 0, 2);
+	tcase_add_loop_test(tc, max_connections_backpressure, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
