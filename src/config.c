@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <ifaddrs.h>
 #include <ini.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -31,6 +32,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "status.h"
 
@@ -77,6 +79,8 @@ enum kind {
 	K_LOG_TARGET,
 	K_LEVEL,
 	K_DNS_SERVERS,  /* [dns] servers: list of IP[:PORT], kept as one c-ares CSV string */
+	K_DOMAINS_ALLOW, /* [access] allow_domains: list of domain patterns */
+	K_DOMAINS_DENY,  /* [access] deny_domains */
 };
 
 #define F_LIST 1u       /* repeatable: the first occurrence replaces the default, later append */
@@ -127,6 +131,9 @@ static const struct key keys[] = {
 	{ SEC_ACCESS, "connect_ports", K_PORTS, OFF(connect_ports), 0, 0, F_LIST },
 	{ SEC_ACCESS, "block_destinations", K_CIDRS, OFF(block_destinations), 0, 0,
 	  F_LIST | F_EMPTY_LIST },
+	{ SEC_ACCESS, "allow_domains", K_DOMAINS_ALLOW, OFF(domains), 0, 0, F_LIST | F_EMPTY_LIST },
+	{ SEC_ACCESS, "deny_domains", K_DOMAINS_DENY, OFF(domains), 0, 0, F_LIST | F_EMPTY_LIST },
+	{ SEC_ACCESS, "domains_file", K_PATH, OFF(domains_file), 0, 0, F_OPTIONAL },
 
 	{ SEC_AUTH, "htpasswd", K_PATH, OFF(htpasswd), 0, 0, F_OPTIONAL },
 	{ SEC_AUTH, "realm", K_REALM, OFF(realm), 0, 0, 0 },
@@ -163,24 +170,22 @@ struct parse {
 	int seen[NKEYS];        /* line of the first occurrence, 0 if none */
 };
 
-static void report(struct parse *p, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void vreport(struct parse *p, const char *file, int line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
-static void report(struct parse *p, int line, const char *fmt, ...)
+/* An error in file (the config itself, or a file it names) at line (0: none applies). */
+static void vreport(struct parse *p, const char *file, int line, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	size_t n;
 	int r;
-	va_list ap;
 
 	if (line > 0)
-		r = snprintf(msg, sizeof(msg), "%s: line %d: ", p->name, line);
+		r = snprintf(msg, sizeof(msg), "%s: line %d: ", file, line);
 	else
-		r = snprintf(msg, sizeof(msg), "%s: ", p->name);
+		r = snprintf(msg, sizeof(msg), "%s: ", file);
 	n = r < 0 ? 0 : (size_t)r < sizeof(msg) ? (size_t)r : sizeof(msg) - 1;
-	va_start(ap, fmt);
 	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-	va_end(ap);
 	/* Values are echoed back: keep a stray escape sequence off the operator's terminal. */
 	for (n = 0; msg[n]; n++)
 		if ((unsigned char)msg[n] < 0x20 || msg[n] == 0x7f)
@@ -191,6 +196,30 @@ static void report(struct parse *p, int line, const char *fmt, ...)
 		p->errfn(p->arg, msg);
 	else
 		fprintf(stderr, "%s\n", msg);
+}
+
+static void report(struct parse *p, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void report(struct parse *p, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(p, p->name, line, fmt, ap);
+	va_end(ap);
+}
+
+static void report_in(struct parse *p, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void report_in(struct parse *p, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(p, file, line, fmt, ap);
+	va_end(ap);
 }
 
 static void key_error(struct parse *p, const struct key *k, const char *fmt, ...)
@@ -553,6 +582,12 @@ static void list_item(struct parse *p, const struct key *k, const char *item)
 			p->oom = 1;
 		return;
 	}
+	case K_DOMAINS_ALLOW:
+	case K_DOMAINS_DENY:
+		if (domains_add(&p->cfg->domains, k->kind == K_DOMAINS_ALLOW, item, p->name,
+				p->line, err, sizeof(err)) != FERRY_OK)
+			key_error(p, k, "%s", err);
+		return;
 	default:
 		return;
 	}
@@ -1101,6 +1136,119 @@ static int resolve_auto(int v)
 	return n > CONFIG_MAX_AUTO ? CONFIG_MAX_AUTO : (int)n;
 }
 
+/* Errors of a file the config names: with that file's line, or with the config's line of
+ * the key when they are about the file as a whole ("cannot open"). Serves as both a
+ * domains_error_fn and an auth_error_fn. */
+struct named_file {
+	struct parse *p;
+	const char *path;
+	const char *key;       /* "[access] domains_file" */
+	int line;              /* of the key */
+};
+
+static void named_file_error(void *arg, int line, const char *msg)
+{
+	struct named_file *f = arg;
+
+	if (line > 0)
+		report_in(f->p, f->path, line, "%s", msg);
+	else
+		report(f->p, f->line, "%s: %s: %s", f->key, f->path, msg);
+}
+
+/* Add addr (as a /32 or /128; IPv4-mapped IPv6 as IPv4) unless the list covers it already. */
+static int block_add(struct cidr_list *l, const struct sockaddr *sa)
+{
+	struct cidr c;
+
+	memset(&c, 0, sizeof(c));
+	if (sa->sa_family == AF_INET) {
+		c.family = AF_INET;
+		memcpy(c.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		c.prefix = 32;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			c.family = AF_INET;
+			memcpy(c.addr, a->s6_addr + 12, 4);
+			c.prefix = 32;
+		} else {
+			c.family = AF_INET6;
+			memcpy(c.addr, a->s6_addr, 16);
+			c.prefix = 128;
+		}
+	} else {
+		return FERRY_OK;
+	}
+	if (cidr_list_match(l, sa))
+		return FERRY_OK;
+	return cidr_list_add(l, &c);
+}
+
+static int is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* The default block_destinations also holds the addresses ferry listens on, so that a client
+ * cannot make ferry connect to itself (a loop) or to other services of its own host through
+ * an address outside 127.0.0.0/8. A wildcard listener listens on every local address of its
+ * family: those of the interfaces now (a later address is picked up at the next reload). */
+static void block_own_addresses(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+	struct ifaddrs *ifs = NULL, *ifa;
+	size_t i, n = cfg->nlisten + (cfg->admin_listen ? 1 : 0);
+	int listed = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct config_listen *l =
+			i < cfg->nlisten ? &cfg->listen[i] : cfg->admin_listen;
+		const struct sockaddr *sa = (const struct sockaddr *)&l->addr;
+		if (!is_wildcard(&l->addr)) {
+			if (block_add(&cfg->block_destinations, sa) != FERRY_OK)
+				p->oom = 1;
+			continue;
+		}
+		if (!listed) {
+			if (getifaddrs(&ifs) != 0) {
+				report(p, l->line, "cannot list this host's addresses (the default "
+				       "block_destinations holds those ferry listens on): %s",
+				       strerror(errno));
+				return;
+			}
+			listed = 1;
+		}
+		for (ifa = ifs; ifa; ifa = ifa->ifa_next) {
+			if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != l->addr.ss_family)
+				continue;
+			if (block_add(&cfg->block_destinations, ifa->ifa_addr) != FERRY_OK)
+				p->oom = 1;
+		}
+	}
+	if (ifs)
+		freeifaddrs(ifs);
+}
+
+/* Files the config names are read with it, so a reload (SIGHUP) reads them again. */
+static void load_named_files(struct parse *p)
+{
+	struct config *cfg = p->cfg;
+
+	if (cfg->domains_file) {
+		struct named_file f = { p, cfg->domains_file, "[access] domains_file",
+					seen_line(p, SEC_ACCESS, "domains_file") };
+		domains_load_file(&cfg->domains, cfg->domains_file, named_file_error, &f);
+	}
+	if (cfg->htpasswd) {
+		struct named_file f = { p, cfg->htpasswd, "[auth] htpasswd",
+					seen_line(p, SEC_AUTH, "htpasswd") };
+		cfg->auth = auth_db_load(cfg->htpasswd, named_file_error, &f);
+	}
+}
+
 /* Checks that need the whole file, and defaults that depend on other keys. */
 static void finish(struct parse *p)
 {
@@ -1152,6 +1300,10 @@ static void finish(struct parse *p)
 		if ((cfg->via_name = strdup(via)) == NULL)
 			p->oom = 1;
 	}
+
+	if (seen_line(p, SEC_ACCESS, "block_destinations") == 0)
+		block_own_addresses(p);
+	load_named_files(p);
 }
 
 static struct config *config_parse(const char *text, size_t len, const char *name,
@@ -1256,6 +1408,9 @@ void config_free(struct config *cfg)
 	cidr_list_free(&cfg->block_destinations);
 	free(cfg->htpasswd);
 	free(cfg->realm);
+	domains_free(&cfg->domains);
+	free(cfg->domains_file);
+	auth_db_free(cfg->auth);
 	free(cfg->access_log);
 	free(cfg->error_log);
 	free(cfg->admin_listen);

@@ -10,6 +10,9 @@
 #include <sys/socket.h>
 
 #include "acl.h"
+#include "domains.h"
+
+struct auth_db;
 
 struct config_listen {
 	struct sockaddr_storage addr;
@@ -57,10 +60,17 @@ struct config {
 	struct cidr_list deny;         /* default empty */
 	struct port_list connect_ports; /* default 443 */
 	struct cidr_list block_destinations; /* default: loopback, 0.0.0.0/8, 169.254.0.0/16,
-						fe80::/10, ::/128 (set but empty = none) */
+						fe80::/10, ::/128, and the addresses of the
+						[server] and [admin] listen lines (every local
+						address for a wildcard); set: as written, empty =
+						none */
+	struct domain_rules domains;   /* allow_domains, deny_domains and the rules of
+					  domains_file; default none */
+	char *domains_file;            /* default NULL */
 
 	/* [auth] */
 	char *htpasswd;       /* default NULL */
+	struct auth_db *auth; /* htpasswd as loaded with the config; NULL when not set */
 	char *realm;          /* default "ferry" */
 
 	/* [log] */

@@ -26,9 +26,11 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "auth.h"
 #include "clients.h"
 #include "conn.h"
 #include "dns.h"
+#include "domains.h"
 #include "forward.h"
 #include "http_parse.h"
 #include "log.h"
@@ -39,7 +41,7 @@
  * shut down and what the client still sends is read and dropped until it closes or LINGER_MS
  * pass: closing with unread input would send a reset that can destroy the answer before the
  * client reads it. Every close after a normal HTTP exchange goes through it too. */
-enum conn_state { CS_HEAD, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING };
+enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING };
 
 /* where the response is */
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
@@ -77,6 +79,10 @@ struct conn {
 	unsigned up_reusable : 1;          /* the origin keeps the connection open */
 	unsigned up_wr_failed : 1;
 	unsigned counted : 1;              /* in the per-client table (w->clients) */
+	unsigned auth_done : 1;            /* this request's credentials were checked: auth_status */
+	uint8_t auth_status;               /* enum auth_status, when auth_done */
+	struct auth_query *authq;          /* a check running off the loop (CS_AUTH) */
+	const char *user;                  /* the authenticated user (owned by the config) */
 
 	struct buf *cin, *cout, *uin, *uout;
 	size_t scanned, uscanned;          /* head parsing progress in cin / uin */
@@ -108,6 +114,7 @@ static void conn_on_client(struct loop *loop, int fd, int events, void *arg);
 static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg);
 static void conn_start_connect(struct conn *c);
 static void conn_error(struct conn *c, int status, const char *msg);
+static void conn_error_with(struct conn *c, int status, const char *msg, const char *extra);
 
 /* ---- small helpers ---- */
 
@@ -161,6 +168,10 @@ static void conn_free_connect(struct conn *c)
 static void conn_close(struct conn *c, int reset)
 {
 	struct worker *w = c->w;
+	if (c->authq) {
+		auth_cancel(c->authq);
+		c->authq = NULL;
+	}
 	conn_free_connect(c);
 	conn_close_upstream(c);
 	timer_disarm(&c->timer);
@@ -300,6 +311,7 @@ static void conn_reset_request(struct conn *c)
 	c->is_connect = c->is_head = c->upgrade = c->idempotent = 0;
 	c->client10 = c->keepalive10 = 0;
 	c->reused = c->retried = 0;
+	c->auth_done = 0;
 	c->req_scanned = 0;
 	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
 	c->up_reusable = c->up_wr_failed = 0;
@@ -416,6 +428,65 @@ static void conn_answer_max_forwards(struct conn *c, const struct http_head *h)
 	conn_set_timer(c, w->tl_linger);
 }
 
+/* The check of a request's credentials finished off the loop: parse the head again (it is
+ * still at the start of cin) and go on with the answer remembered. */
+static void conn_on_auth(void *arg, const struct auth_result *r)
+{
+	struct conn *c = arg;
+	c->authq = NULL;
+	c->auth_done = 1;
+	c->auth_status = (uint8_t)r->status;
+	c->user = r->user;
+	c->state = CS_HEAD;
+	c->scanned = 0;
+	c->crd = 1;
+	conn_run(c);
+}
+
+/* [auth] htpasswd: every request and CONNECT needs good Basic credentials. FERRY_OK to go on;
+ * otherwise the request was answered (407, 503) or waits in CS_AUTH. */
+static int conn_authorize(struct conn *c, const struct http_head *h)
+{
+	struct worker *w = c->w;
+	if (!c->auth_done) {
+		const char *value = NULL;
+		size_t len = 0;
+		int n = 0;
+		for (unsigned i = 0; i < h->nfields; i++) {
+			if (http_slice_eq(h->fields[i].name, "proxy-authorization")) {
+				value = h->fields[i].value.p;
+				len = h->fields[i].value.len;
+				n++;
+			}
+		}
+		struct auth_result now;
+		memset(&now, 0, sizeof(now));
+		if (n > 1) {
+			now.status = AUTH_MALFORMED;
+		} else {
+			int rc = auth_check(w->auth, w->cfg->auth, value, len, conn_on_auth, c, &c->authq, &now);
+			if (rc == FERRY_AGAIN) {
+				/* a slow hash runs on the verifier's thread; the head stays in cin */
+				c->state = CS_AUTH;
+				return FERRY_AGAIN;
+			}
+		}
+		c->auth_done = 1;
+		c->auth_status = (uint8_t)now.status;
+		c->user = now.user;
+	}
+	if (c->auth_status == AUTH_OK)
+		return FERRY_OK;
+	if (c->auth_status == AUTH_BUSY) {
+		conn_error(c, 503, "too many credential checks waiting; try again");
+		return FERRY_ERR;
+	}
+	char extra[300];
+	snprintf(extra, sizeof(extra), "Proxy-Authenticate: Basic realm=\"%s\"\r\n", w->cfg->realm);
+	conn_error_with(c, 407, "proxy authentication required", extra);
+	return FERRY_ERR;
+}
+
 /* A complete request head sits at the start of cin: decide what to do with it. */
 static void conn_start_request(struct conn *c, struct http_head *h)
 {
@@ -423,6 +494,8 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	const struct config *cfg = w->cfg;
 	struct http_target t;
 
+	if (w->auth && conn_authorize(c, h) != FERRY_OK)
+		return; /* answered, or waiting for the check (CS_AUTH) */
 	c->nreq++;
 	w->stats.requests++;
 	/* methods are case-sensitive (RFC 9110 section 9.1) */
@@ -450,6 +523,21 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	memcpy(c->host, t.host.p, t.host.len);
 	c->host[t.host.len] = '\0';
 	c->port = t.port;
+	if (domains_active(&cfg->domains)) {
+		int allowed = 1;
+		const struct domain_rule *rule = domains_check(&cfg->domains, c->host, t.host.len, &allowed);
+		if (!allowed) {
+			char why[300], msg[700];
+			if (rule != NULL) {
+				domains_describe(rule, why, sizeof(why));
+				snprintf(msg, sizeof(msg), "destination %s is refused by the rule %s", c->host, why);
+			} else {
+				snprintf(msg, sizeof(msg), "destination %s is not in allow_domains", c->host);
+			}
+			conn_error(c, 403, msg);
+			return;
+		}
+	}
 
 	if (c->is_connect) {
 		if (!port_list_match(&cfg->connect_ports, t.port)) {
@@ -731,7 +819,17 @@ static void conn_connected(struct conn *c)
 /* Answer the client with an error, unless a response is already on its way (then abort). */
 static void conn_error(struct conn *c, int status, const char *msg)
 {
+	conn_error_with(c, status, msg, NULL);
+}
+
+/* The same with extra header lines (CRLF-terminated), e.g. Proxy-Authenticate. */
+static void conn_error_with(struct conn *c, int status, const char *msg, const char *extra)
+{
 	struct worker *w = c->w;
+	if (c->authq) {
+		auth_cancel(c->authq);
+		c->authq = NULL;
+	}
 	if (status >= 500)
 		log_debug("request to %s failed: %d %s", c->host[0] ? c->host : "-", status, msg);
 	w->stats.errors++;
@@ -759,7 +857,7 @@ static void conn_error(struct conn *c, int status, const char *msg)
 		return;
 	}
 	c->cout->start = 0;
-	c->cout->end = (uint32_t)forward_error_response(status, msg, NULL, c->cout->data, c->cout->cap);
+	c->cout->end = (uint32_t)forward_error_response(status, msg, extra, c->cout->data, c->cout->cap);
 	w->stats.status_class[status / 100]++;
 	c->resp_head_sent = 1;
 	c->close_after = 1;
@@ -1381,6 +1479,9 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 			conn_close(c, 0);
 			return;
 		}
+		break;
+	case CS_AUTH:
+		conn_error(c, 503, "timed out checking credentials");
 		break;
 	case CS_RESOLVE: {
 		char msg[320];

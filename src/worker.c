@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "dns.h"
 #include "log.h"
@@ -64,6 +65,11 @@ int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, 
 			    errlen);
 	if (w->dns == NULL)
 		goto fail;
+	if (cfg->auth) {
+		w->auth = auth_verifier_create(w->loop, err, errlen);
+		if (w->auth == NULL)
+			goto fail;
+	}
 	w->fields = calloc(cfg->header_fields, sizeof(*w->fields));
 	if (w->fields == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -205,6 +211,8 @@ void worker_destroy(struct worker *w)
 {
 	if (w->loop) {
 		conn_close_all(w);
+		if (w->auth)
+			auth_verifier_destroy(w->auth);
 		if (w->dns)
 			dns_destroy(w->dns);
 		upstream_pool_destroy(&w->pool);

@@ -18,6 +18,7 @@
 struct dns;
 struct conn;
 struct clients;
+struct auth_verifier;
 
 struct worker_handoff {
 	int fd;
@@ -38,6 +39,7 @@ struct worker {
 	const struct config *cfg;
 	struct loop *loop;
 	struct dns *dns;
+	struct auth_verifier *auth; /* when [auth] htpasswd is set: checks off the loop */
 	struct buf_pool bufs;
 	struct upstream_pool pool;
 

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 /* Spelled with its directory, so that no other config.h on the include path (autoconf's, if
  * the build ever makes one) can stand in for it. */
 #include "../src/config.h"
+#include "auth.h"
 #include "log.h"
 #include "status.h"
 
@@ -232,7 +234,14 @@ static void assert_same_config(const struct config *a, const struct config *b)
 		ck_assert_uint_eq(a->connect_ports.v[i].hi, b->connect_ports.v[i].hi);
 	}
 
+	ck_assert_uint_eq(a->domains.n, b->domains.n);
+	ck_assert_uint_eq(a->domains.nallow, b->domains.nallow);
+	for (i = 0; i < a->domains.n; i++)
+		ck_assert_str_eq(a->domains.v[i].pattern, b->domains.v[i].pattern);
+	assert_str_or_null(a->domains_file, b->domains_file, "domains_file");
+
 	assert_str_or_null(a->htpasswd, b->htpasswd, "htpasswd");
+	ck_assert_uint_eq(auth_db_count(a->auth), auth_db_count(b->auth));
 	assert_str_or_null(a->realm, b->realm, "realm");
 	assert_str_or_null(a->access_log, b->access_log, "access_log");
 	assert_str_or_null(a->error_log, b->error_log, "error_log");
@@ -293,8 +302,11 @@ START_TEST(defaults)
 	ck_assert_uint_eq(cfg->connect_ports.v[0].lo, 443);
 	ck_assert_uint_eq(cfg->connect_ports.v[0].hi, 443);
 	assert_cidrs(&cfg->block_destinations, block, 6);
+	ck_assert_uint_eq(cfg->domains.n, 0);
+	ck_assert_ptr_null(cfg->domains_file);
 
 	ck_assert_ptr_null(cfg->htpasswd);
+	ck_assert_ptr_null(cfg->auth);
 	ck_assert_str_eq(cfg->realm, "ferry");
 	ck_assert_str_eq(cfg->access_log, "off");
 	ck_assert_str_eq(cfg->error_log, "stderr");
@@ -460,6 +472,7 @@ START_TEST(sample_shows_every_key)
 		"limits request_line", "limits request_header_size", "limits header_fields",
 		"limits per_client",
 		"access allow", "access deny", "access connect_ports", "access block_destinations",
+		"access allow_domains", "access deny_domains", "access domains_file",
 		"auth htpasswd", "auth realm",
 		"log access_log", "log error_log", "log level",
 		"admin listen",
@@ -492,9 +505,47 @@ END_TEST
 
 /* ---- every key ---- */
 
+/* A bcrypt hash (of "secret"); loading checks its form, never a password. */
+#define BCRYPT_HASH "$2y$05$CN0OYXMaTrC4WKupi/Dp3e5cXBy5Sy3lZf0HVrZi7NzPQ1RbdyIeq"
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A directory for the files a config names; tmp_path gives a path in it. */
+static char tmp_dir[64];
+
+static void tmp_dir_make(void)
+{
+	strcpy(tmp_dir, "/tmp/ferry-test-config-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+}
+
+static const char *tmp_path(const char *name)
+{
+	static char path[4][128];
+	static int next;
+	char *p = path[next++ % 4];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", tmp_dir, name);
+	return p;
+}
+
+static void tmp_dir_remove(void)
+{
+	unlink(tmp_path("htpasswd"));
+	unlink(tmp_path("domains"));
+	ck_assert_int_eq(rmdir(tmp_dir), 0);
+}
+
 START_TEST(every_key)
 {
-	const char *text =
+	static const char format[] =
 		"[server]\n"
 		"listen = 192.0.2.1:8080\n"
 		"listen = [2001:db8::1]:8081, :8082\n"
@@ -528,8 +579,11 @@ START_TEST(every_key)
 		"connect_ports = 443, 8000-8100\n"
 		"connect_ports = 563\n"
 		"block_destinations = 192.0.2.0/24\n"
+		"allow_domains = .example.com, example.org\n"
+		"deny_domains = bad.example.com\n"
+		"domains_file = %s\n"
 		"[auth]\n"
-		"htpasswd = /etc/ferry/htpasswd\n"
+		"htpasswd = %s\n"
 		"realm = Ferry Proxy\n"
 		"[log]\n"
 		"access_log = /var/log/ferry/access.log\n"
@@ -541,10 +595,21 @@ START_TEST(every_key)
 		"servers = 192.0.2.53, [2001:db8::53]:5353\n"
 		"servers = 198.51.100.53:53\n"
 		"cache_size = 0\n";
-	struct config *cfg = load_ok(text);
+	char text[sizeof(format) + 256], htpasswd[128], domains[128];
+	struct config *cfg;
 	const char *allow[] = { "10.0.0.0/8", "2001:db8::/32" };
 	const char *deny[] = { "10.1.0.0/16" };
 	const char *block[] = { "192.0.2.0/24" };
+	int allowed;
+
+	tmp_dir_make();
+	snprintf(htpasswd, sizeof(htpasswd), "%s", tmp_path("htpasswd"));
+	snprintf(domains, sizeof(domains), "%s", tmp_path("domains"));
+	write_text(htpasswd, "alice:" BCRYPT_HASH "\n");
+	write_text(domains, "# more\ndeny .ads.example\n");
+	snprintf(text, sizeof(text), format, domains, htpasswd);
+	cfg = load_ok(text);
+	tmp_dir_remove();
 
 	ck_assert_uint_eq(cfg->nlisten, 3);
 	assert_listen(&cfg->listen[0], AF_INET, "192.0.2.1", 8080, "192.0.2.1:8080");
@@ -580,7 +645,17 @@ START_TEST(every_key)
 
 	assert_cidrs(&cfg->allow, allow, 2);
 	assert_cidrs(&cfg->deny, deny, 1);
+	/* Set: as written, without the listen addresses. */
 	assert_cidrs(&cfg->block_destinations, block, 1);
+	ck_assert_uint_eq(cfg->domains.n, 4);
+	ck_assert_uint_eq(cfg->domains.nallow, 2);
+	ck_assert_str_eq(cfg->domains_file, domains);
+	ck_assert_ptr_nonnull(domains_check(&cfg->domains, "bad.example.com", 15, &allowed));
+	ck_assert_int_eq(allowed, 0);
+	ck_assert_ptr_nonnull(domains_check(&cfg->domains, "x.ads.example", 13, &allowed));
+	ck_assert_int_eq(allowed, 0);
+	ck_assert_ptr_nonnull(domains_check(&cfg->domains, "www.example.com", 15, &allowed));
+	ck_assert_int_eq(allowed, 1);
 	ck_assert_uint_eq(cfg->connect_ports.n, 3);
 	ck_assert_uint_eq(cfg->connect_ports.v[0].lo, 443);
 	ck_assert_uint_eq(cfg->connect_ports.v[1].lo, 8000);
@@ -588,14 +663,15 @@ START_TEST(every_key)
 	ck_assert_uint_eq(cfg->connect_ports.v[2].lo, 563);
 	ck_assert_uint_eq(cfg->connect_ports.v[2].hi, 563);
 
-	ck_assert_str_eq(cfg->htpasswd, "/etc/ferry/htpasswd");
+	ck_assert_str_eq(cfg->htpasswd, htpasswd);
+	ck_assert_uint_eq(auth_db_count(cfg->auth), 1);
 	ck_assert_str_eq(cfg->realm, "Ferry Proxy");
 	ck_assert_str_eq(cfg->access_log, "/var/log/ferry/access.log");
 	ck_assert_str_eq(cfg->error_log, "syslog");
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_DEBUG);
 	ck_assert_ptr_nonnull(cfg->admin_listen);
 	assert_listen(cfg->admin_listen, AF_INET, "127.0.0.1", 3129, "127.0.0.1:3129");
-	ck_assert_int_eq(cfg->admin_listen->line, 42);
+	ck_assert_int_eq(cfg->admin_listen->line, 45);
 
 	ck_assert_str_eq(cfg->dns_servers, "192.0.2.53:53,[2001:db8::53]:5353,198.51.100.53:53");
 	ck_assert_uint_eq(cfg->dns_cache_size, 0);
@@ -941,6 +1017,217 @@ START_TEST(paths_and_optional)
 	/* ...and is still a setting: giving it twice is an error. */
 	expect_error("[server]\npidfile =\npidfile = /run/x.pid\n",
 		     "t: line 3: [server] pidfile: set twice (first on line 2)");
+}
+END_TEST
+
+/* ---- domains, htpasswd, and the default block_destinations ---- */
+
+START_TEST(domain_keys)
+{
+	struct config *cfg = load_ok("[access]\n"
+				     "allow_domains = .example.com\n"
+				     "allow_domains = Example.ORG., www.example.net  intra\n"
+				     "deny_domains = ads.example.com\n");
+	const struct domain_rule *rule;
+	char text[256];
+	int allowed;
+
+	ck_assert_uint_eq(cfg->domains.n, 5);
+	ck_assert_uint_eq(cfg->domains.nallow, 4);
+	rule = domains_check(&cfg->domains, "ads.example.com", 15, &allowed);
+	ck_assert_ptr_nonnull(rule);
+	ck_assert_int_eq(allowed, 0);
+	domains_describe(rule, text, sizeof(text));
+	ck_assert_str_eq(text, "'ads.example.com' (t line 4)");
+	rule = domains_check(&cfg->domains, "example.org", 11, &allowed);
+	ck_assert_ptr_nonnull(rule);
+	ck_assert_int_eq(allowed, 1);
+	ck_assert_int_eq(rule->line, 3);
+	rule = domains_check(&cfg->domains, "intra", 5, &allowed);
+	ck_assert_ptr_nonnull(rule);
+	ck_assert_int_eq(allowed, 1);
+	ck_assert_ptr_null(domains_check(&cfg->domains, "example.com.evil", 16, &allowed));
+	ck_assert_int_eq(allowed, 0);
+	config_free(cfg);
+
+	/* Empty means none, the default. */
+	cfg = load_ok("[access]\nallow_domains =\ndeny_domains =\n");
+	ck_assert_uint_eq(cfg->domains.n, 0);
+	config_free(cfg);
+
+	expect_key_error("access", "allow_domains", "*.example.com",
+			 "'*.example.com': no wildcards; write '.example.com' to match example.com "
+			 "and every name under it");
+	expect_key_error("access", "deny_domains", "192.0.2.1",
+			 "'192.0.2.1' is an IP address; domain patterns never match addresses (use "
+			 "block_destinations)");
+	expect_key_error("access", "deny_domains", "a..b", "'a..b': empty label (\"..\")");
+	expect_key_error("access", "deny_domains", "a.com,,b.com", "empty item in the list");
+}
+END_TEST
+
+START_TEST(domains_file_key)
+{
+	char path[128], text[256], want[512];
+	const struct domain_rule *rule;
+	struct config *cfg;
+	struct errs e;
+	int allowed;
+
+	tmp_dir_make();
+	snprintf(path, sizeof(path), "%s", tmp_path("domains"));
+	snprintf(text, sizeof(text), "[access]\ndomains_file = %s\n", path);
+	write_text(path, "allow .example.com\nbogus line\ndeny 10.0.0.1\n");
+	load_bad(text, &e);
+	ck_assert_msg(e.n == 2, "%s", all_errs(&e));
+	snprintf(want, sizeof(want), "%s: line 2: expected 'allow PATTERN' or 'deny PATTERN', not "
+		 "'bogus'", path);
+	ck_assert_str_eq(e.msg[0], want);
+	snprintf(want, sizeof(want), "%s: line 3: '10.0.0.1' is an IP address; domain patterns "
+		 "never match addresses (use block_destinations)", path);
+	ck_assert_str_eq(e.msg[1], want);
+
+	write_text(path, "allow .example.com\n# the web site only\ndeny www.example.com\n");
+	cfg = load_ok(text);
+	rule = domains_check(&cfg->domains, "www.example.com", 15, &allowed);
+	ck_assert_ptr_nonnull(rule);
+	ck_assert_int_eq(allowed, 0);
+	ck_assert_str_eq(rule->source, path);
+	ck_assert_int_eq(rule->line, 3);
+	ck_assert_int_eq(domains_check(&cfg->domains, "example.com", 11, &allowed) != NULL, 1);
+	ck_assert_int_eq(allowed, 1);
+	config_free(cfg);
+
+	/* Loading the config again (a reload) reads the file again. */
+	write_text(path, "deny .example.com\n");
+	cfg = load_ok(text);
+	ck_assert_ptr_nonnull(domains_check(&cfg->domains, "example.com", 11, &allowed));
+	ck_assert_int_eq(allowed, 0);
+	config_free(cfg);
+
+	tmp_dir_remove();
+	snprintf(want, sizeof(want), "t: line 2: [access] domains_file: %s: cannot open: No such "
+		 "file or directory", path);
+	expect_error(text, want);
+	expect_key_error("access", "domains_file", "domains", "'domains' must be an absolute path");
+}
+END_TEST
+
+START_TEST(htpasswd_key)
+{
+	char path[128], text[256], want[512];
+	struct config *cfg;
+	struct errs e;
+
+	tmp_dir_make();
+	snprintf(path, sizeof(path), "%s", tmp_path("htpasswd"));
+	snprintf(text, sizeof(text), "[auth]\nrealm = staff\nhtpasswd = %s\n", path);
+	write_text(path, "alice:" BCRYPT_HASH "\nbob:plain\ncarol:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n");
+	load_bad(text, &e);
+	ck_assert_msg(e.n == 2, "%s", all_errs(&e));
+	snprintf(want, sizeof(want), "%s: line 2: user 'bob': plain-text passwords are refused; "
+		 "make entries with 'htpasswd -B' (bcrypt)", path);
+	ck_assert_str_eq(e.msg[0], want);
+	snprintf(want, sizeof(want), "%s: line 3: user 'carol': SHA-1 ({SHA}) hashes are too "
+		 "weak; make entries with 'htpasswd -B' (bcrypt)", path);
+	ck_assert_str_eq(e.msg[1], want);
+
+	write_text(path, "alice:" BCRYPT_HASH "\n");
+	cfg = load_ok(text);
+	ck_assert_ptr_nonnull(cfg->auth);
+	ck_assert_uint_eq(auth_db_count(cfg->auth), 1);
+	config_free(cfg);
+
+	tmp_dir_remove();
+	snprintf(want, sizeof(want), "t: line 3: [auth] htpasswd: %s: cannot open: No such file or "
+		 "directory", path);
+	expect_error(text, want);
+}
+END_TEST
+
+/* Entries past the built-in six must all be /32 (or /128) addresses of family, each one an
+ * address of this host; every such address of the host must be blocked. */
+static void assert_blocks_local(const struct config *cfg, int family)
+{
+	struct ifaddrs *ifs, *ifa;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(getifaddrs(&ifs), 0);
+	for (ifa = ifs; ifa; ifa = ifa->ifa_next) {
+		if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != family)
+			continue;
+		n++;
+		ck_assert_msg(cidr_list_match(&cfg->block_destinations, ifa->ifa_addr),
+			      "local address %s not blocked", ifa->ifa_name);
+	}
+	for (i = 6; i < cfg->block_destinations.n; i++) {
+		const struct cidr *c = &cfg->block_destinations.v[i];
+		struct sockaddr_storage ss;
+		int found = 0;
+		ck_assert_int_eq(c->family, family);
+		ck_assert_uint_eq(c->prefix, family == AF_INET ? 32 : 128);
+		memset(&ss, 0, sizeof(ss));
+		for (ifa = ifs; ifa && !found; ifa = ifa->ifa_next) {
+			if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != family)
+				continue;
+			if (family == AF_INET)
+				found = memcmp(&((struct sockaddr_in *)ifa->ifa_addr)->sin_addr,
+					       c->addr, 4) == 0;
+			else
+				found = memcmp(&((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr,
+					       c->addr, 16) == 0;
+		}
+		ck_assert_msg(found, "%s is not a local address", cidr_text(c));
+	}
+	freeifaddrs(ifs);
+	/* Every host has a loopback address of each family it supports. */
+	ck_assert_msg(family == AF_INET6 || n > 0, "no IPv4 address at all?");
+}
+
+START_TEST(block_destinations_default_has_own_addresses)
+{
+	const char *want[] = { "127.0.0.0/8", "::1/128", "0.0.0.0/8", "169.254.0.0/16",
+			       "fe80::/10", "::/128", "192.0.2.1/32", "2001:db8::1/128",
+			       "198.51.100.9/32", "203.0.113.5/32" };
+	struct config *cfg;
+
+	/* 127.0.0.2 is in 127.0.0.0/8 already; the IPv4-mapped address is blocked as IPv4. */
+	cfg = load_ok("[server]\n"
+		      "listen = 192.0.2.1:8080, [2001:db8::1]:8081, 127.0.0.2:3128\n"
+		      "listen = [::ffff:198.51.100.9]:3128, 192.0.2.1:8081\n"
+		      "[admin]\n"
+		      "listen = 203.0.113.5:3129\n");
+	assert_cidrs(&cfg->block_destinations, want, 10);
+	config_free(cfg);
+
+	/* Set, it is used as written. */
+	cfg = load_ok("[server]\nlisten = 192.0.2.1:8080\n[access]\n"
+		      "block_destinations = 10.0.0.0/8\n");
+	assert_cidrs(&cfg->block_destinations, (const char *[]){ "10.0.0.0/8" }, 1);
+	config_free(cfg);
+	cfg = load_ok("[server]\nlisten = 192.0.2.1:8080\n[access]\nblock_destinations =\n");
+	ck_assert_uint_eq(cfg->block_destinations.n, 0);
+	config_free(cfg);
+
+	/* A wildcard listens on every local address of its family. */
+	cfg = load_ok("[server]\nlisten = :3128\n");
+	assert_blocks_local(cfg, AF_INET);
+	config_free(cfg);
+	cfg = load_ok("[server]\nlisten = [::]:3128\n");
+	assert_blocks_local(cfg, AF_INET6);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(realm_is_a_safe_quoted_string)
+{
+	expect_key_error("auth", "realm", "back\\slash",
+			 "'back\\slash': printable ASCII without '\"' or '\\' only (at most 128)");
+	expect_key_error("auth", "realm", "tab\there",
+			 "'tab?here': printable ASCII without '\"' or '\\' only (at most 128)");
+	expect_key_error("auth", "realm", "caf\xc3\xa9",
+			 "'caf\xc3\xa9': printable ASCII without '\"' or '\\' only (at most 128)");
 }
 END_TEST
 
@@ -1401,6 +1688,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, file_errors_name_the_file);
 	tcase_add_test(tc, control_characters_are_not_echoed);
+	tcase_add_test(tc, domain_keys);
+	tcase_add_test(tc, domains_file_key);
+	tcase_add_test(tc, htpasswd_key);
+	tcase_add_test(tc, block_destinations_default_has_own_addresses);
+	tcase_add_test(tc, realm_is_a_safe_quoted_string);
 	suite_add_tcase(s, tc);
 	return s;
 }
