@@ -608,16 +608,14 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	/* a warm connection to the same origin skips DNS and the handshake */
 	int fd = upstream_pool_get(&w->pool, c->host, t.host.len, c->port);
 	if (fd >= 0) {
+		/* still registered for LOOP_READ: only its handler changes (no system call), and
+		 * the request is written at once rather than after a writability event */
 		c->ufd = fd;
 		c->reused = 1;
-		if (loop_add(w->loop, fd, LOOP_READ | LOOP_WRITE, conn_on_upstream, c) != FERRY_OK) {
-			close(fd);
-			c->ufd = -1;
-			conn_error(c, 500, "event loop failure");
-			return;
-		}
-		c->uev = LOOP_READ | LOOP_WRITE;
+		loop_set_handler(w->loop, fd, conn_on_upstream, c);
+		c->uev = (uint8_t)loop_events(w->loop, fd);
 		c->uwr = 1;
+		c->urd = 0;
 		c->state = CS_HTTP;
 		conn_set_timer(c, w->tl_upstream_idle);
 		return;
@@ -1134,7 +1132,6 @@ static int conn_finish_response(struct conn *c)
 	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
 	if (c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
 	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping && (!c->uout || buf_len(c->uout) == 0)) {
-		loop_del(w->loop, c->ufd);
 		upstream_pool_put(&w->pool, c->ufd, c->host, strlen(c->host), c->port);
 		c->ufd = -1;
 	}

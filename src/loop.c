@@ -167,6 +167,17 @@ int loop_mod(struct loop *loop, int fd, int events)
 	return FERRY_OK;
 }
 
+int loop_set_handler(struct loop *loop, int fd, loop_io_fn *fn, void *arg)
+{
+	if (fn == NULL || fd < 0 || fd >= loop->maxfds || loop->fds[fd].events < 0) {
+		errno = fn == NULL ? EINVAL : ENOENT;
+		return FERRY_ERR;
+	}
+	loop->fds[fd].fn = fn;
+	loop->fds[fd].arg = arg;
+	return FERRY_OK;
+}
+
 void loop_del(struct loop *loop, int fd)
 {
 	if (fd < 0 || fd >= loop->maxfds || loop->fds[fd].events < 0)

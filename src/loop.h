@@ -49,6 +49,11 @@ const char *loop_backend_name(const struct loop *loop);
 int loop_add(struct loop *loop, int fd, int events, loop_io_fn *fn, void *arg);
 /* Change the watched events of a registered fd. */
 int loop_mod(struct loop *loop, int fd, int events);
+/* Give a registered fd another callback and argument, keeping its events: no system call.
+ * (An idle upstream connection moves between the pool and a connection this way.) An event
+ * already fired for fd in this round goes to the new callback. FERRY_ERR (ENOENT) when fd is
+ * not registered. */
+int loop_set_handler(struct loop *loop, int fd, loop_io_fn *fn, void *arg);
 /* Stop watching fd (before closing it). Harmless for an fd that is not registered. */
 void loop_del(struct loop *loop, int fd);
 /* The events currently watched for fd, or -1 when it is not registered. */

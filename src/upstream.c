@@ -96,13 +96,13 @@ static void pool_unlink(struct upstream_pool *p, struct upstream_idle *e)
 	else
 		p->lru_tail = e->older;
 	timer_disarm(&e->timer);
-	loop_del(p->loop, e->fd);
 	p->count--;
 }
 
 static void pool_drop(struct upstream_pool *p, struct upstream_idle *e)
 {
 	pool_unlink(p, e);
+	loop_del(p->loop, e->fd);
 	close(e->fd);
 	free(e);
 }
@@ -169,6 +169,7 @@ int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen,
 void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port)
 {
 	if (p->max == 0 || hostlen >= UPSTREAM_HOST_MAX) {
+		loop_del(p->loop, fd);
 		close(fd);
 		return;
 	}
@@ -176,6 +177,7 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 		pool_drop(p, p->lru_head);
 	struct upstream_idle *e = malloc(sizeof(*e) + hostlen);
 	if (e == NULL) {
+		loop_del(p->loop, fd);
 		close(fd);
 		return;
 	}
@@ -186,7 +188,14 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 	e->port = port;
 	e->hostlen = (uint16_t)hostlen;
 	memcpy(e->host, host, hostlen);
-	if (loop_add(p->loop, fd, LOOP_READ, pool_on_io, e) != FERRY_OK) {
+	/* already registered (from the connection that used it): take it over without a system
+	 * call unless the events differ */
+	int ok = loop_events(p->loop, fd) >= 0
+			 ? loop_set_handler(p->loop, fd, pool_on_io, e) == FERRY_OK &&
+				   loop_mod(p->loop, fd, LOOP_READ) == FERRY_OK
+			 : loop_add(p->loop, fd, LOOP_READ, pool_on_io, e) == FERRY_OK;
+	if (!ok) {
+		loop_del(p->loop, fd);
 		close(fd);
 		free(e);
 		return;

@@ -34,12 +34,14 @@ struct upstream_pool {
 int upstream_pool_init(struct upstream_pool *p, struct loop *loop, unsigned pool_idle_ms, size_t max);
 /* Closes every idle connection. */
 void upstream_pool_destroy(struct upstream_pool *p);
-/* An idle connection to (host, port), most recently used first, or -1. The fd is no longer
- * watched by the pool: the caller owns it. */
+/* An idle connection to (host, port), most recently used first, or -1. The caller owns it
+ * from now on; it is still registered with the loop, watched for LOOP_READ, and the caller
+ * gives it its own handler (loop_set_handler): moving a connection in and out of the pool
+ * costs no system call. */
 int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port);
 /* Hand an idle connection (response complete, nothing pending) to the pool; the pool watches
  * it and closes it when the origin closes or sends anything, at pool_idle, or to make room.
- * The caller must have loop_del'ed it. */
+ * The fd may be registered with the loop (its handler and events are taken over) or not. */
 void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port);
 
 #endif

@@ -129,6 +129,48 @@ START_TEST(test_pipe_readiness)
 }
 END_TEST
 
+/* loop_set_handler: the events stay, the next event goes to the new callback and argument. */
+static int handler_hits[2];
+static void *handler_arg;
+
+static void handler_a(struct loop *loop, int fd, int events, void *arg)
+{
+	handler_hits[0]++;
+	handler_arg = arg;
+}
+
+static void handler_b(struct loop *loop, int fd, int events, void *arg)
+{
+	handler_hits[1]++;
+	handler_arg = arg;
+}
+
+START_TEST(test_set_handler)
+{
+	struct loop *loop = new_loop(_i);
+	int p[2], tag_a = 1, tag_b = 2;
+	make_pipe(p);
+	handler_hits[0] = handler_hits[1] = 0;
+	ck_assert_int_eq(loop_set_handler(loop, p[0], handler_b, &tag_b), FERRY_ERR);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, handler_a, &tag_a), FERRY_OK);
+	put_byte(p[1]);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(handler_hits[0], 1);
+	ck_assert_ptr_eq(handler_arg, &tag_a);
+	ck_assert_int_eq(loop_set_handler(loop, p[0], handler_b, &tag_b), FERRY_OK);
+	ck_assert_int_eq(loop_events(loop, p[0]), LOOP_READ);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(handler_hits[0], 1);
+	ck_assert_int_eq(handler_hits[1], 1);
+	ck_assert_ptr_eq(handler_arg, &tag_b);
+	loop_del(loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
 START_TEST(test_mod_del)
 {
 	struct loop *loop = new_loop(_i);
@@ -872,6 +914,7 @@ static Suite *loop_suite(void)
 	tcase_set_timeout(tm, 30);
 	tcase_add_loop_test(io, test_pipe_readiness, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_mod_del, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_set_handler, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_delete_other_in_callback, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_mod_other_in_callback, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_add_from_callback, 0, NBACKENDS);
