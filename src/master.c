@@ -47,6 +47,7 @@ struct master {
 	struct child *retiring; /* children of older configurations */
 	int nretiring, capretiring;
 	int stopping;
+	int unclean;      /* a child did not finish cleanly while stopping: exit 1 */
 	uint64_t kill_at;
 	int pidfile_written;
 };
@@ -294,12 +295,21 @@ static void master_reap(struct master *m)
 		if (c == NULL)
 			continue;
 		c->pid = 0;
-		if (slot < 0) {
-			*c = m->retiring[--m->nretiring];
+		int failed = WIFSIGNALED(st) || WEXITSTATUS(st) != 0;
+		if (slot < 0 || m->stopping) {
+			/* a child that was told to finish: it must finish cleanly (a sanitizer
+			 * report, a crash or a kill after the shutdown timeout is not clean) */
+			if (failed) {
+				m->unclean = 1;
+				if (WIFSIGNALED(st))
+					log_error("child pid %d killed by signal %d while stopping", (int)pid, WTERMSIG(st));
+				else
+					log_error("child pid %d exited with status %d while stopping", (int)pid, WEXITSTATUS(st));
+			}
+			if (slot < 0)
+				*c = m->retiring[--m->nretiring];
 			continue;
 		}
-		if (m->stopping)
-			continue;
 		uint64_t now = now_ms();
 		if (now - c->started >= STABLE_MS)
 			c->crashes = 0;
@@ -545,6 +555,8 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		}
 	}
 	log_info("stopped");
+	if (m.unclean)
+		rc = 1;
 out:
 	master_detached(ready_fd, 3);
 	if (m.pidfile_written)

@@ -11,7 +11,8 @@ struct master_opts {
 };
 
 /* Run until stopped. Takes ownership of cfg (a reload replaces it; the last one is freed).
- * Returns the process exit status: 0 after a clean stop, 3 when it could not start. */
+ * Returns the process exit status: 0 after a clean stop, 1 when a child did not finish
+ * cleanly while stopping, 3 when it could not start. */
 int master_run(struct config *cfg, const struct master_opts *opts);
 
 #endif
