@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -43,6 +44,9 @@ static int listen_socket(const struct config_listen *l, int reuseport, int backl
 	}
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* accepted sockets inherit it: responses go out in pieces (head, body chunks) and Nagle
+	 * plus the client's delayed ACK would hold the last piece back for 40 ms */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
 		snprintf(err, errlen, "listen %s: SO_REUSEPORT: %s", l->text, strerror(errno));
 		close(fd);

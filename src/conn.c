@@ -79,6 +79,7 @@ struct conn {
 	unsigned up_reusable : 1;          /* the origin keeps the connection open */
 	unsigned up_wr_failed : 1;
 	unsigned counted : 1;              /* in the per-client table (w->clients) */
+	unsigned client_close : 1;         /* the client sent Connection: close */
 	unsigned auth_done : 1;            /* this request's credentials were checked: auth_status */
 	uint8_t auth_status;               /* enum auth_status, when auth_done */
 	struct auth_query *authq;          /* a check running off the loop (CS_AUTH) */
@@ -142,7 +143,7 @@ static void conn_release_if_empty(struct conn *c, struct buf **b)
 static void conn_close_upstream(struct conn *c)
 {
 	if (c->ufd >= 0) {
-		loop_del(c->w->loop, c->ufd);
+		loop_del_closing(c->w->loop, c->ufd);
 		close(c->ufd);
 		c->ufd = -1;
 	}
@@ -175,7 +176,7 @@ static void conn_close(struct conn *c, int reset)
 	conn_free_connect(c);
 	conn_close_upstream(c);
 	timer_disarm(&c->timer);
-	loop_del(w->loop, c->fd);
+	loop_del_closing(w->loop, c->fd);
 	if (reset) {
 		struct linger lg = { 1, 0 };
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -312,6 +313,7 @@ static void conn_reset_request(struct conn *c)
 	c->client10 = c->keepalive10 = 0;
 	c->reused = c->retried = 0;
 	c->auth_done = 0;
+	c->client_close = 0;
 	c->req_scanned = 0;
 	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
 	c->up_reusable = c->up_wr_failed = 0;
@@ -507,6 +509,7 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 		c->keepalive10 = (h->flags & HTTP_F_CONN_KEEPALIVE) && !(h->flags & HTTP_F_CONN_CLOSE);
 	if ((h->flags & HTTP_F_CONN_CLOSE) || (c->client10 && !c->keepalive10) || w->stopping)
 		c->close_after = 1;
+	c->client_close = (h->flags & HTTP_F_CONN_CLOSE) || (c->client10 && !c->keepalive10);
 
 	if (http_parse_target(h->target.p, h->target.len, c->is_connect, &t) != FERRY_OK) {
 		conn_error(c, t.error_status ? t.error_status : 400, t.error ? t.error : "bad request target");
@@ -711,6 +714,7 @@ static void conn_on_resolved(void *arg, int status, const struct dns_result *res
 static void conn_start_connect(struct conn *c)
 {
 	struct worker *w = c->w;
+	conn_release_if_empty(c, &c->cin); /* thousands of CONNECTs may wait here */
 	c->cx = calloc(1, sizeof(*c->cx));
 	if (c->cx == NULL) {
 		conn_error(c, 500, "out of memory");
@@ -1136,6 +1140,12 @@ static int conn_finish_response(struct conn *c)
 		c->ufd = -1;
 	}
 	conn_close_upstream(c);
+	/* a client that said close and sent nothing after its request can be closed at once
+	 * (RFC 9112 section 9.6: it sends nothing more); otherwise linger */
+	if (c->client_close && c->req_scanned && (!c->cin || buf_len(c->cin) == 0) && !c->crd) {
+		conn_close(c, 0);
+		return -1;
+	}
 	/* an origin that answered before the whole request body went out cannot be resynced */
 	if (c->close_after || !c->req_scanned || c->req_ready > 0)
 		return conn_close_lingering(c);
@@ -1534,10 +1544,6 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 	}
 	c->cev = LOOP_READ;
 	c->cwr = 1;
-	/* responses go out in pieces (head, body chunks): Nagle plus the client's delayed ACK
-	 * would hold the last piece back for 40 ms */
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (h->deny_status) {
 		conn_error(c, h->deny_status, h->deny_status == 429 ? "too many connections from this address"
 								    : "client address not allowed");

@@ -4,24 +4,37 @@
 
 #include "forward.h"
 
-/* Fields that only mean something on one hop; Connection may name more. */
-static const char *const hop_fields[] = {
-	"connection", "proxy-connection", "keep-alive", "te", "trailer", "upgrade",
-	"proxy-authorization", "proxy-authenticate", NULL
-};
-
-int forward_is_hop_field(const struct http_head *h, struct http_slice n)
+/* Fields that only mean something on one hop (RFC 9110 section 7.6.1); Connection may name
+ * more. Checked by length first: this runs for every field of every message. */
+static int is_fixed_hop(struct http_slice n)
 {
-	for (int i = 0; hop_fields[i]; i++)
-		if (http_slice_eq(n, hop_fields[i]))
-			return 1;
+	switch (n.len) {
+	case 2:
+		return http_slice_eq(n, "te");
+	case 7:
+		return http_slice_eq(n, "trailer") || http_slice_eq(n, "upgrade");
+	case 10:
+		return http_slice_eq(n, "connection") || http_slice_eq(n, "keep-alive");
+	case 16:
+		return http_slice_eq(n, "proxy-connection");
+	case 18:
+		return http_slice_eq(n, "proxy-authenticate");
+	case 19:
+		return http_slice_eq(n, "proxy-authorization");
+	default:
+		return 0;
+	}
+}
+
+/* Is n one of the tokens listed in the Connection (or Proxy-Connection) fields of h? */
+static int named_in_connection(const struct http_head *h, struct http_slice n)
+{
 	/* "Connection: content-length" must not strip the framing ferry relays the body by:
 	 * the next hop would read the body as another message (request smuggling). Host is
 	 * regenerated anyway. */
-	if (http_slice_eq(n, "content-length") || http_slice_eq(n, "transfer-encoding") ||
+	if (n.len == 0 || http_slice_eq(n, "content-length") || http_slice_eq(n, "transfer-encoding") ||
 	    http_slice_eq(n, "host"))
 		return 0;
-	/* fields listed in Connection: compare against each token of each Connection field */
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
 		if (!http_slice_eq(f->name, "connection") && !http_slice_eq(f->name, "proxy-connection"))
@@ -30,14 +43,49 @@ int forward_is_hop_field(const struct http_head *h, struct http_slice n)
 		while (p < end) {
 			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
 				p++;
-			const char *s = p;
+			const char *st = p;
 			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
 				p++;
-			if ((size_t)(p - s) == n.len && n.len > 0 && strncasecmp(s, n.p, n.len) == 0)
+			if ((size_t)(p - st) == n.len && strncasecmp(st, n.p, n.len) == 0)
 				return 1;
 		}
 	}
 	return 0;
+}
+
+/* Do the Connection fields name anything beyond close, keep-alive and upgrade (which are
+ * dropped anyway)? Almost never: then no field needs the token scan. */
+static int connection_names_fields(const struct http_head *h)
+{
+	for (unsigned i = 0; i < h->nfields; i++) {
+		const struct http_field *f = &h->fields[i];
+		if (!http_slice_eq(f->name, "connection") && !http_slice_eq(f->name, "proxy-connection"))
+			continue;
+		const char *p = f->value.p, *end = p + f->value.len;
+		while (p < end) {
+			while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
+				p++;
+			const char *st = p;
+			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			struct http_slice t = { st, (size_t)(p - st) };
+			if (t.len && !http_slice_eq(t, "close") && !http_slice_eq(t, "keep-alive") &&
+			    !http_slice_eq(t, "upgrade"))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int forward_is_hop_field(const struct http_head *h, struct http_slice n)
+{
+	return is_fixed_hop(n) || named_in_connection(h, n);
+}
+
+/* The per-message form: scan Connection tokens only when they name fields. */
+static int is_hop(const struct http_head *h, int named, struct http_slice n)
+{
+	return is_fixed_hop(n) || (named && named_in_connection(h, n));
 }
 
 struct out {
@@ -109,11 +157,18 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	if (t->host_is_ip6)
 		put(&o, "]", 1);
 	if (t->port != 80) {
-		int n = snprintf(port, sizeof(port), ":%u", (unsigned)t->port);
-		put(&o, port, (size_t)n);
+		/* by hand: snprintf was a tenth of the instructions spent per request */
+		char *e = port + sizeof(port), *q = e;
+		unsigned v = t->port;
+		do
+			*--q = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		*--q = ':';
+		put(&o, q, (size_t)(e - q));
 	}
 	put(&o, "\r\n", 2);
 	int cl_done = 0;
+	int named = connection_names_fields(h);
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
 		if (http_slice_eq(f->name, "host"))
@@ -126,7 +181,7 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 			put_field(&o, f);
 			continue;
 		}
-		if (forward_is_hop_field(h, f->name))
+		if (is_hop(h, named, f->name))
 			continue;
 		if (max_forwards >= 0 && http_slice_eq(f->name, "max-forwards")) {
 			char mf[32];
@@ -192,12 +247,16 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 			      const char *via_name, char *out, size_t cap)
 {
 	struct out o = { out, out + cap, 0 };
-	char status[16];
-	int n = snprintf(status, sizeof(status), "HTTP/1.1 %03d ", h->status);
-	put(&o, status, (size_t)n);
+	/* the parser guarantees three digits */
+	char status[13] = "HTTP/1.1 000 ";
+	status[9] = (char)('0' + h->status / 100 % 10);
+	status[10] = (char)('0' + h->status / 10 % 10);
+	status[11] = (char)('0' + h->status % 10);
+	put(&o, status, sizeof(status));
 	put_slice(&o, h->reason);
 	put(&o, "\r\n", 2);
 	int cl_done = 0;
+	int named = connection_names_fields(h);
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
 		if (upgrade && http_slice_eq(f->name, "upgrade")) {
@@ -208,7 +267,7 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 			put_content_length(&o, h, &cl_done);
 			continue;
 		}
-		if (forward_is_hop_field(h, f->name))
+		if (is_hop(h, named, f->name))
 			continue;
 		if (mode == FORWARD_RESP_DECHUNK && http_slice_eq(f->name, "transfer-encoding"))
 			continue;

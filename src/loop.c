@@ -186,6 +186,15 @@ void loop_del(struct loop *loop, int fd)
 	loop->fds[fd] = (struct loop_fd){ .events = -1 };
 }
 
+void loop_del_closing(struct loop *loop, int fd)
+{
+	if (fd < 0 || fd >= loop->maxfds || loop->fds[fd].events < 0)
+		return;
+	if (!loop->ops->forgets_on_close)
+		loop->ops->del(loop->state, fd, loop->fds[fd].events);
+	loop->fds[fd] = (struct loop_fd){ .events = -1 };
+}
+
 int loop_events(const struct loop *loop, int fd)
 {
 	if (fd < 0 || fd >= loop->maxfds)

@@ -56,6 +56,9 @@ int loop_mod(struct loop *loop, int fd, int events);
 int loop_set_handler(struct loop *loop, int fd, loop_io_fn *fn, void *arg);
 /* Stop watching fd (before closing it). Harmless for an fd that is not registered. */
 void loop_del(struct loop *loop, int fd);
+/* The same for an fd the caller closes right after and never duplicated (dup, fork): the
+ * epoll backend then leaves the forgetting to close(2) and saves a system call. */
+void loop_del_closing(struct loop *loop, int fd);
 /* The events currently watched for fd, or -1 when it is not registered. */
 int loop_events(const struct loop *loop, int fd);
 

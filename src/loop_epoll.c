@@ -135,6 +135,7 @@ const struct loop_backend_ops loop_epoll_ops = {
 	.mod = epoll_mod,
 	.del = epoll_del,
 	.poll = epoll_poll,
+	.forgets_on_close = 1,
 };
 
 #endif /* __linux__ */

@@ -25,6 +25,9 @@ struct loop_backend_ops {
 	int (*mod)(void *state, int fd, int old, int events);
 	/* fd is registered with old; forget it. Cannot fail: the fd may already be closed. */
 	void (*del)(void *state, int fd, int old);
+	/* Closing an fd is enough for the kernel to forget it (epoll, for fds that are never
+	 * duplicated): loop_del_closing may skip del. */
+	int forgets_on_close;
 	/* Wait up to timeout_ms (-1: forever), write at most max entries to fired. Returns the
 	 * count (0 on timeout or EINTR) or FERRY_ERR with errno set. */
 	int (*poll)(void *state, struct loop_fired *fired, int max, int timeout_ms);

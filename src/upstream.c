@@ -102,7 +102,7 @@ static void pool_unlink(struct upstream_pool *p, struct upstream_idle *e)
 static void pool_drop(struct upstream_pool *p, struct upstream_idle *e)
 {
 	pool_unlink(p, e);
-	loop_del(p->loop, e->fd);
+	loop_del_closing(p->loop, e->fd);
 	close(e->fd);
 	free(e);
 }
