@@ -15,6 +15,7 @@
  * from the worker's pool only while bytes are in flight. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -86,6 +87,7 @@ struct conn {
 	const char *user;                  /* the authenticated user (owned by the config) */
 
 	struct buf *cin, *cout, *uin, *uout;
+	struct pipe_buf *cpipe, *upipe;    /* tunnels: client -> origin, origin -> client */
 	size_t scanned, uscanned;          /* head parsing progress in cin / uin */
 	uint32_t nreq;
 
@@ -184,6 +186,8 @@ static void conn_close(struct conn *c, int reset)
 	close(c->fd);
 	buf_put(&w->bufs, c->cin);
 	buf_put(&w->bufs, c->cout);
+	pipe_put(&w->pipes, c->cpipe);
+	pipe_put(&w->pipes, c->upipe);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1307,35 +1311,96 @@ static int conn_step_http(struct conn *c)
 
 /* ---- tunnels ---- */
 
-/* Move bytes one way: read src into *b, write *b (after an optional head in pre) to dst. */
-static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, struct buf *pre,
-			   uint8_t *rd, uint8_t *wr, uint8_t *eof, uint8_t *shut, int *progress)
+/* Move bytes one way inside the kernel: src -> pipe -> dst with splice(2). Used once the
+ * buffers of that direction (a head ferry wrote, bytes read before the tunnel began) are
+ * empty. FERRY_OK, FERRY_AGAIN (no pipe to be had: use the buffers), FERRY_ERR. */
+static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **pp, uint8_t *rd,
+			   uint8_t *wr, uint8_t *eof, int *progress)
 {
-	if (*rd && !*eof) {
-		ssize_t r = conn_read(c, src, b, rd);
-		if (r > 0) {
+	struct pipe_buf *p = *pp;
+	if (p == NULL) {
+		if (!*rd || *eof)
+			return FERRY_OK;
+		p = *pp = pipe_get(&c->w->pipes);
+		if (p == NULL)
+			return FERRY_AGAIN;
+	}
+	if (*rd && !*eof && p->bytes < p->cap) {
+		size_t room = p->cap - p->bytes;
+		ssize_t n = splice(src, NULL, p->wfd, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			p->bytes += (uint32_t)n;
 			*progress = 1;
-		} else if (r == 0) {
+			if ((size_t)n < room)
+				*rd = 0; /* the socket had less than the pipe could take: drained */
+		} else if (n == 0) {
 			*eof = 1;
 			*progress = 1;
-		} else if (r == FERRY_ERR) {
+		} else if (errno == EAGAIN) {
+			if (p->bytes == 0)
+				*rd = 0; /* an empty pipe cannot be full: the socket is */
+		} else if (errno != EINTR) {
 			return FERRY_ERR;
 		}
 	}
-	uint32_t blen = *b ? buf_len(*b) : 0;
-	if (*wr && ((pre && buf_len(pre) > 0) || blen > 0)) {
-		ssize_t n = conn_writev(dst, pre, *b, blen, wr);
-		if (n < 0)
-			return FERRY_ERR;
-		if (n == 0) {
-			*wr = 0;
-		} else {
-			uint32_t ready = blen;
-			conn_consume(pre, *b, &ready, NULL, (size_t)n);
+	if (*wr && p->bytes > 0) {
+		ssize_t n = splice(p->rfd, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			if ((uint32_t)n < p->bytes)
+				*wr = 0;
+			p->bytes -= (uint32_t)n;
 			*progress = 1;
+		} else if (n < 0 && errno == EAGAIN) {
+			*wr = 0;
+		} else if (n < 0 && errno != EINTR) {
+			return FERRY_ERR;
 		}
 	}
-	if ((pre == NULL || buf_len(pre) == 0) && (*b == NULL || buf_len(*b) == 0)) {
+	if (p->bytes == 0) {
+		pipe_put(&c->w->pipes, p); /* an idle tunnel holds no pipe */
+		*pp = NULL;
+	}
+	return FERRY_OK;
+}
+
+/* Move bytes one way: read src into *b, write *b (after an optional head in pre) to dst;
+ * once those are empty, splice through a pipe instead. */
+static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, struct buf *pre,
+			   struct pipe_buf **pp, uint8_t *rd, uint8_t *wr, uint8_t *eof, uint8_t *shut,
+			   int *progress)
+{
+	int buffered = (pre && buf_len(pre) > 0) || (*b && buf_len(*b) > 0);
+	int r = FERRY_AGAIN;
+	if (!buffered) {
+		r = conn_splice_dir(c, src, dst, pp, rd, wr, eof, progress);
+		if (r == FERRY_ERR)
+			return FERRY_ERR;
+	}
+	if (r == FERRY_AGAIN) {
+		if (*rd && !*eof) {
+			ssize_t n = conn_read(c, src, b, rd);
+			if (n > 0) {
+				*progress = 1;
+			} else if (n == 0) {
+				*eof = 1;
+				*progress = 1;
+			} else if (n == FERRY_ERR) {
+				return FERRY_ERR;
+			}
+		}
+		uint32_t blen = *b ? buf_len(*b) : 0;
+		if (*wr && ((pre && buf_len(pre) > 0) || blen > 0)) {
+			ssize_t n = conn_writev(dst, pre, *b, blen, wr);
+			if (n < 0)
+				return FERRY_ERR;
+			if (n > 0) {
+				uint32_t ready = blen;
+				conn_consume(pre, *b, &ready, NULL, (size_t)n);
+				*progress = 1;
+			}
+		}
+	}
+	if ((pre == NULL || buf_len(pre) == 0) && (*b == NULL || buf_len(*b) == 0) && *pp == NULL) {
 		conn_release_if_empty(c, b);
 		if (*eof && !*shut) {
 			/* half-close: pass the FIN on, keep relaying the other way */
@@ -1349,8 +1414,10 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 static int conn_step_tunnel(struct conn *c)
 {
 	int progress = 0;
-	if (conn_tunnel_dir(c, c->fd, c->ufd, &c->cin, c->uout, &c->crd, &c->uwr, &c->c_eof, &c->u_shut, &progress) != FERRY_OK ||
-	    conn_tunnel_dir(c, c->ufd, c->fd, &c->uin, c->cout, &c->urd, &c->cwr, &c->u_eof, &c->c_shut, &progress) != FERRY_OK) {
+	if (conn_tunnel_dir(c, c->fd, c->ufd, &c->cin, c->uout, &c->cpipe, &c->crd, &c->uwr, &c->c_eof,
+			    &c->u_shut, &progress) != FERRY_OK ||
+	    conn_tunnel_dir(c, c->ufd, c->fd, &c->uin, c->cout, &c->upipe, &c->urd, &c->cwr, &c->u_eof,
+			    &c->c_shut, &progress) != FERRY_OK) {
 		conn_close(c, 1);
 		return -1;
 	}
@@ -1392,13 +1459,15 @@ static void conn_update_events(struct conn *c)
 			uev |= LOOP_WRITE;
 		break;
 	case CS_TUNNEL:
-		if (!c->c_eof && (!c->cin || buf_len(c->cin) == 0))
+		/* read a side while its direction has room (buffer empty, pipe not full); write a
+		 * side while its direction holds bytes */
+		if (!c->c_eof && (!c->cin || buf_len(c->cin) == 0) && (!c->cpipe || c->cpipe->bytes < c->cpipe->cap))
 			cev |= LOOP_READ;
-		if ((c->cout && buf_len(c->cout) > 0) || (c->uin && buf_len(c->uin) > 0))
+		if ((c->cout && buf_len(c->cout) > 0) || (c->uin && buf_len(c->uin) > 0) || c->upipe)
 			cev |= LOOP_WRITE;
-		if (!c->u_eof && (!c->uin || buf_len(c->uin) == 0))
+		if (!c->u_eof && (!c->uin || buf_len(c->uin) == 0) && (!c->upipe || c->upipe->bytes < c->upipe->cap))
 			uev |= LOOP_READ;
-		if ((c->uout && buf_len(c->uout) > 0) || (c->cin && buf_len(c->cin) > 0))
+		if ((c->uout && buf_len(c->uout) > 0) || (c->cin && buf_len(c->cin) > 0) || c->cpipe)
 			uev |= LOOP_WRITE;
 		break;
 	case CS_CLOSING:

@@ -57,6 +57,7 @@ int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, 
 	}
 	timer_init(&w->stop_timer, worker_on_stop_timer);
 	buf_pool_init(&w->bufs, 256);
+	pipe_pool_init(&w->pipes, 32);
 	if (upstream_pool_init(&w->pool, w->loop, cfg->pool_idle_ms, POOL_MAX) != FERRY_OK) {
 		snprintf(err, errlen, "upstream pool: out of memory");
 		goto fail;
@@ -217,6 +218,7 @@ void worker_destroy(struct worker *w)
 			dns_destroy(w->dns);
 		upstream_pool_destroy(&w->pool);
 		buf_pool_destroy(&w->bufs);
+		pipe_pool_destroy(&w->pipes);
 		if (w->wake_fd >= 0)
 			loop_del(w->loop, w->wake_fd);
 		loop_destroy(w->loop);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http_parse.h"
 #include "loop.h"
+#include "pipes.h"
 #include "upstream.h"
 
 struct dns;
@@ -41,6 +42,7 @@ struct worker {
 	struct dns *dns;
 	struct auth_verifier *auth; /* when [auth] htpasswd is set: checks off the loop */
 	struct buf_pool bufs;
+	struct pipe_pool pipes;
 	struct upstream_pool pool;
 
 	/* timer lists, one per kind of deadline */
