@@ -3,7 +3,6 @@
  * request whose pooled connection the origin closed as it was reused. */
 #include <arpa/inet.h>
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -50,30 +49,7 @@ static void stop(void)
 /* Resident KiB of ferry's (only) child process. */
 static long child_rss_kib(void)
 {
-	DIR *d = opendir("/proc");
-	long rss = -1;
-	struct dirent *e;
-	while (d && (e = readdir(d)) != NULL) {
-		char path[300], buf[4096];
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *pp = strstr(buf, "\nPPid:");
-		char *rp = strstr(buf, "\nVmRSS:");
-		if (pp && rp && atoi(pp + 6) == ferry.pid) {
-			rss = atol(rp + 7);
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	return rss;
+	return harness_proc_status_kb(harness_ferry_child(&ferry, 5000), "VmRSS");
 }
 
 #define GIB (1024ULL * 1024 * 1024)
