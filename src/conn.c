@@ -105,6 +105,7 @@ struct conn {
 	struct http_chunked resp_ck;
 
 	struct conn_connect *cx;
+	union upstream_addr uaddr;         /* where ufd goes (the pool's key, with host and port) */
 	uint16_t port;
 	char host[UPSTREAM_HOST_MAX];
 	struct sockaddr_storage peer;
@@ -612,21 +613,6 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 		return;
 	}
 
-	/* a warm connection to the same origin skips DNS and the handshake */
-	int fd = upstream_pool_get(&w->pool, c->host, t.host.len, c->port);
-	if (fd >= 0) {
-		/* still registered for LOOP_READ: only its handler changes (no system call), and
-		 * the request is written at once rather than after a writability event */
-		c->ufd = fd;
-		c->reused = 1;
-		loop_set_handler(w->loop, fd, conn_on_upstream, c);
-		c->uev = (uint8_t)loop_events(w->loop, fd);
-		c->uwr = 1;
-		c->urd = 0;
-		c->state = CS_HTTP;
-		conn_set_timer(c, w->tl_upstream_idle);
-		return;
-	}
 	conn_start_connect(c);
 }
 
@@ -696,6 +682,34 @@ static int conn_step_head(struct conn *c)
 /* ---- DNS and connect ---- */
 
 static void conn_connect_next(struct conn *c);
+static void conn_use_addresses(struct conn *c);
+
+/* The name is resolved (answers are cached per worker, so this is usually immediate): reuse
+ * a warm connection to one of its addresses, or connect. A retry always connects afresh, and
+ * CONNECT tunnels never take pooled connections. */
+static void conn_use_addresses(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (!c->is_connect && !c->retried) {
+		int fd = upstream_pool_get(&w->pool, c->host, strlen(c->host), c->port, c->cx->res.addrs,
+					   c->cx->res.naddrs, &c->uaddr);
+		if (fd >= 0) {
+			/* still registered for LOOP_READ: only its handler changes (no system call),
+			 * and the request is written at once rather than after a writability event */
+			conn_free_connect(c);
+			c->ufd = fd;
+			c->reused = 1;
+			loop_set_handler(w->loop, fd, conn_on_upstream, c);
+			c->uev = (uint8_t)loop_events(w->loop, fd);
+			c->uwr = 1;
+			c->urd = 0;
+			c->state = CS_HTTP;
+			conn_set_timer(c, w->tl_upstream_idle);
+			return;
+		}
+	}
+	conn_connect_next(c);
+}
 
 static void conn_on_resolved(void *arg, int status, const struct dns_result *res)
 {
@@ -711,7 +725,7 @@ static void conn_on_resolved(void *arg, int status, const struct dns_result *res
 	}
 	c->cx->res = *res;
 	c->cx->next = 0;
-	conn_connect_next(c);
+	conn_use_addresses(c);
 	conn_run(c);
 }
 
@@ -736,7 +750,7 @@ static void conn_start_connect(struct conn *c)
 		return;
 	}
 	c->cx->next = 0;
-	conn_connect_next(c);
+	conn_use_addresses(c);
 }
 
 /* Try the next resolved address; on running out, answer with what went wrong. */
@@ -768,6 +782,7 @@ static void conn_connect_next(struct conn *c)
 		}
 		c->ufd = fd;
 		c->uev = LOOP_WRITE;
+		memcpy(&c->uaddr, sa, cx->res.addrlens[i] < sizeof(c->uaddr) ? cx->res.addrlens[i] : sizeof(c->uaddr));
 		c->state = CS_CONNECT;
 		conn_set_timer(c, w->tl_connect);
 		return;
@@ -1140,7 +1155,7 @@ static int conn_finish_response(struct conn *c)
 	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
 	if (c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
 	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping && (!c->uout || buf_len(c->uout) == 0)) {
-		upstream_pool_put(&w->pool, c->ufd, c->host, strlen(c->host), c->port);
+		upstream_pool_put(&w->pool, c->ufd, c->host, strlen(c->host), c->port, &c->uaddr);
 		c->ufd = -1;
 	}
 	conn_close_upstream(c);

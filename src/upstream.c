@@ -24,8 +24,25 @@ struct upstream_idle {
 	int fd;
 	uint16_t port;
 	uint16_t hostlen;
+	union upstream_addr addr;
 	char host[];
 };
+
+int upstream_addr_eq(const union upstream_addr *a, const struct sockaddr *b)
+{
+	if (a->sa.sa_family != b->sa_family)
+		return 0;
+	if (b->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)b;
+		return a->in4.sin_port == x->sin_port && a->in4.sin_addr.s_addr == x->sin_addr.s_addr;
+	}
+	if (b->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)b;
+		return a->in6.sin6_port == x->sin6_port &&
+		       memcmp(&a->in6.sin6_addr, &x->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return 0;
+}
 
 int upstream_connect(const struct sockaddr *addr, socklen_t addrlen)
 {
@@ -145,28 +162,36 @@ void upstream_pool_destroy(struct upstream_pool *p)
 	p->buckets = NULL;
 }
 
-int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port)
+int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
+		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr)
 {
 	struct upstream_idle *best = NULL;
-	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)]; e; e = e->hnext) {
-		if (e->port == port && e->hostlen == hostlen && host_eq(e->host, host, hostlen)) {
-			/* the chain is newest first: the first match is the warmest connection */
-			best = e;
-			break;
-		}
+	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)]; e && !best;
+	     e = e->hnext) {
+		if (e->port != port || e->hostlen != hostlen || !host_eq(e->host, host, hostlen))
+			continue;
+		/* only to an address the name still resolves to: a changed DNS answer is not
+		 * sidestepped by a warm connection (the chain is newest first) */
+		for (int i = 0; i < naddrs; i++)
+			if (upstream_addr_eq(&e->addr, (const struct sockaddr *)&addrs[i])) {
+				best = e;
+				break;
+			}
 	}
 	if (best == NULL) {
 		p->misses++;
 		return -1;
 	}
 	p->hits++;
+	*addr = best->addr;
 	int fd = best->fd;
 	pool_unlink(p, best);
 	free(best);
 	return fd;
 }
 
-void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port)
+void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port,
+		       const union upstream_addr *addr)
 {
 	if (p->max == 0 || hostlen >= UPSTREAM_HOST_MAX) {
 		loop_del(p->loop, fd);
@@ -186,6 +211,7 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 	e->pool = p;
 	e->fd = fd;
 	e->port = port;
+	e->addr = *addr;
 	e->hostlen = (uint16_t)hostlen;
 	memcpy(e->host, host, hostlen);
 	/* already registered (from the connection that used it): take it over without a system

@@ -7,7 +7,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include "loop.h"
+
+/* The address an upstream connection went to (IPv4 or IPv6). */
+union upstream_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
 
 /* Start a non-blocking connect to addr. Returns the fd (connect in progress or done) or -1
  * with errno set. The fd is close-on-exec with TCP_NODELAY. */
@@ -34,14 +43,19 @@ struct upstream_pool {
 int upstream_pool_init(struct upstream_pool *p, struct loop *loop, unsigned pool_idle_ms, size_t max);
 /* Closes every idle connection. */
 void upstream_pool_destroy(struct upstream_pool *p);
-/* An idle connection to (host, port), most recently used first, or -1. The caller owns it
+/* An idle connection to (host, port) whose address is one of addrs[0..naddrs) (what the name
+ * resolves to now), most recently used first, or -1; *addr gets its address. The caller owns it
  * from now on; it is still registered with the loop, watched for LOOP_READ, and the caller
  * gives it its own handler (loop_set_handler): moving a connection in and out of the pool
  * costs no system call. */
-int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port);
+int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
+		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr);
 /* Hand an idle connection (response complete, nothing pending) to the pool; the pool watches
  * it and closes it when the origin closes or sends anything, at pool_idle, or to make room.
  * The fd may be registered with the loop (its handler and events are taken over) or not. */
-void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port);
+void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t hostlen, uint16_t port,
+		       const union upstream_addr *addr);
+/* Is a the same address and port as the sockaddr b? */
+int upstream_addr_eq(const union upstream_addr *a, const struct sockaddr *b);
 
 #endif

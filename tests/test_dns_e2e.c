@@ -11,7 +11,11 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +246,64 @@ START_TEST(fallback_to_next_address)
 END_TEST
 
 /* Names from the hosts file work, never reach the DNS server, and fall back the same way. */
+/* A listener on 127.0.0.2:port that answers one request with "other". */
+struct other_origin {
+	int fd;
+};
+
+static void *other_main(void *arg)
+{
+	struct other_origin *o = arg;
+	int c = accept(o->fd, NULL, NULL);
+	if (c < 0)
+		return NULL;
+	char buf[4096];
+	ssize_t n = read(c, buf, sizeof(buf));
+	static const char ans[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nother";
+	if (n > 0 && write(c, ans, sizeof(ans) - 1) < 0)
+		n = -1;
+	close(c);
+	return NULL;
+}
+
+/* The upstream pool is keyed by the resolved address too: when the name moves to another
+ * address, a warm connection to the old one is not reused for it. */
+START_TEST(pool_follows_dns_changes)
+{
+	struct harness_resp r;
+	begin(_i);
+	harness_conf_set(&conf, "dns", "cache_size", "0"); /* every request reads the hosts file */
+	harness_conf_set(&conf, "server", "threads", "1");  /* one worker, one pool */
+	hosts_file("127.0.0.1 moved.test\n");
+	go();
+	get_host("moved.test", &r);
+	EXPECT(r.status == 200, "first request: %d", r.status);
+	harness_resp_free(&r);
+	/* pooled now; the name moves to 127.0.0.2, where another server answers */
+	struct other_origin oo;
+	oo.fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(oo.fd, 0);
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)origin.port);
+	inet_pton(AF_INET, "127.0.0.2", &sin.sin_addr);
+	ck_assert_int_eq(bind(oo.fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(oo.fd, 4), 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, other_main, &oo), 0);
+	ck_assert_int_eq(harness_write_file(hosts_path, "127.0.0.2 moved.test\n"), FERRY_OK);
+	get_host("moved.test", &r);
+	EXPECT(r.status == 200 && strcmp(r.body, "other") == 0,
+	       "after the move: %d \"%.20s\" (a pooled connection to the old address was reused?)",
+	       r.status, r.body);
+	harness_resp_free(&r);
+	pthread_join(t, NULL);
+	close(oo.fd);
+	end();
+}
+END_TEST
+
 START_TEST(hosts_file_names)
 {
 	begin(_i);
@@ -346,6 +408,7 @@ static Suite *dns_e2e_suite(void)
 	tcase_add_loop_test(tc, unknown_host_502, lo, hi);
 	tcase_add_loop_test(tc, dns_server_down_502, lo, hi);
 	tcase_add_loop_test(tc, fallback_to_next_address, lo, hi);
+	tcase_add_loop_test(tc, pool_follows_dns_changes, lo, hi);
 	tcase_add_loop_test(tc, hosts_file_names, lo, hi);
 	tcase_add_loop_test(tc, answers_cached, lo, hi);
 	tcase_add_loop_test(tc, cache_disabled, lo, hi);
