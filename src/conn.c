@@ -308,6 +308,24 @@ static ssize_t conn_read(struct conn *c, int fd, struct buf **b, uint8_t *ready_
 	return r;
 }
 
+/* An incomplete head fills *b: make room for more of it, compacting first, then doubling up
+ * to one byte past request_header_size (the parser answers the limit itself). FERRY_ERR when
+ * it cannot grow further or memory ran out. */
+static int conn_head_room(struct conn *c, struct buf **b)
+{
+	if (buf_room(*b) > 0)
+		return FERRY_OK;
+	if ((*b)->start > 0) {
+		buf_compact(*b);
+		return FERRY_OK;
+	}
+	uint32_t lim = c->w->cfg->request_header_size + 1;
+	uint32_t cap = (*b)->cap * 2 > lim ? lim : (*b)->cap * 2;
+	if (cap <= (*b)->cap)
+		return FERRY_ERR;
+	return buf_grow(&c->w->bufs, b, cap);
+}
+
 /* ---- request side ---- */
 
 static void conn_reset_request(struct conn *c)
@@ -648,19 +666,9 @@ static int conn_step_head(struct conn *c)
 			}
 			/* incomplete: make room for more of the head (up to the limit, which the
 			 * parser enforces) */
-			if (buf_room(c->cin) == 0) {
-				if (c->cin->start > 0) {
-					buf_compact(c->cin);
-				} else {
-					uint32_t cap = c->cin->cap * 2;
-					uint32_t lim = c->w->cfg->request_header_size + 1;
-					if (cap > lim)
-						cap = lim;
-					if (cap <= c->cin->cap || buf_grow(&w->bufs, &c->cin, cap) != FERRY_OK) {
-						conn_error(c, 431, "request head too large");
-						return 1;
-					}
-				}
+			if (conn_head_room(c, &c->cin) != FERRY_OK) {
+				conn_error(c, 431, "request head too large");
+				return 1;
 			}
 		}
 		if (!c->crd)
@@ -1021,17 +1029,9 @@ static int conn_parse_response(struct conn *c)
 		int r = http_parse_response(buf_pos(c->uin), buf_len(c->uin), &c->uscanned, &w->limits,
 					    c->is_head, 0, &h);
 		if (r == FERRY_AGAIN) {
-			if (buf_room(c->uin) == 0) {
-				if (c->uin->start > 0) {
-					buf_compact(c->uin);
-				} else {
-					uint32_t lim = w->cfg->request_header_size + 1;
-					uint32_t cap = c->uin->cap * 2 > lim ? lim : c->uin->cap * 2;
-					if (cap <= c->uin->cap || buf_grow(&w->bufs, &c->uin, cap) != FERRY_OK) {
-						conn_error(c, 502, "response head from the origin too large");
-						return FERRY_ERR;
-					}
-				}
+			if (conn_head_room(c, &c->uin) != FERRY_OK) {
+				conn_error(c, 502, "response head from the origin too large");
+				return FERRY_ERR;
 			}
 			return FERRY_OK;
 		}
