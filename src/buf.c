@@ -1,9 +1,9 @@
 /* buf.c - the per-worker buffer pool.
  *
  * Every buffer is one allocation: the struct followed by its bytes (data == (char *)(b + 1)).
- * A standard buffer has cap == BUF_CHUNK and goes back to the free list; a grown one
- * (cap > BUF_CHUNK, only ever made by buf_grow) is freed when returned, so one large request
- * head does not pin a large block in the pool. */
+ * A buffer of one of the two standard sizes (BUF_CHUNK, BUF_BIG) goes back to its free list;
+ * any other (only ever made by buf_grow) is freed when returned, so one large request head
+ * does not pin an odd-sized block in the pool. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,15 +15,21 @@ void buf_pool_init(struct buf_pool *pool, size_t max_free)
 	*pool = (struct buf_pool){ .max_free = max_free };
 }
 
-void buf_pool_destroy(struct buf_pool *pool)
+static void buf_free_list(struct buf **list, size_t *n)
 {
 	struct buf *b;
 
-	while ((b = pool->free)) {
-		pool->free = b->next_free;
+	while ((b = *list)) {
+		*list = b->next_free;
 		free(b);
 	}
-	pool->nfree = 0;
+	*n = 0;
+}
+
+void buf_pool_destroy(struct buf_pool *pool)
+{
+	buf_free_list(&pool->free, &pool->nfree);
+	buf_free_list(&pool->free_big, &pool->nfree_big);
 }
 
 static struct buf *buf_alloc(uint32_t cap)
@@ -36,34 +42,57 @@ static struct buf *buf_alloc(uint32_t cap)
 	return b;
 }
 
-struct buf *buf_get(struct buf_pool *pool)
+static struct buf *buf_take(struct buf_pool *pool, struct buf **list, size_t *n, uint32_t cap)
 {
-	struct buf *b = pool->free;
+	struct buf *b = *list;
 
 	if (b) {
-		pool->free = b->next_free;
-		pool->nfree--;
+		*list = b->next_free;
+		(*n)--;
 		b->next_free = NULL;
 		b->start = b->end = 0;
-	} else if (!(b = buf_alloc(BUF_CHUNK))) {
+	} else if (!(b = buf_alloc(cap))) {
 		return NULL;
 	}
 	pool->out++;
 	return b;
 }
 
+struct buf *buf_get(struct buf_pool *pool)
+{
+	return buf_take(pool, &pool->free, &pool->nfree, BUF_CHUNK);
+}
+
+struct buf *buf_get_big(struct buf_pool *pool)
+{
+	return buf_take(pool, &pool->free_big, &pool->nfree_big, BUF_BIG);
+}
+
 void buf_put(struct buf_pool *pool, struct buf *b)
 {
+	struct buf **list;
+	size_t *n;
+
 	if (!b)
 		return;
 	pool->out--;
-	if (b->cap != BUF_CHUNK || pool->nfree >= pool->max_free) {
+	if (b->cap == BUF_CHUNK) {
+		list = &pool->free;
+		n = &pool->nfree;
+	} else if (b->cap == BUF_BIG) {
+		list = &pool->free_big;
+		n = &pool->nfree_big;
+	} else {
 		free(b);
 		return;
 	}
-	b->next_free = pool->free;
-	pool->free = b;
-	pool->nfree++;
+	if (*n >= pool->max_free) {
+		free(b);
+		return;
+	}
+	b->next_free = *list;
+	*list = b;
+	(*n)++;
 }
 
 /* A buffer that already has cap bytes of capacity is left alone (not even compacted), so

@@ -1,8 +1,9 @@
 /* buf.h - I/O buffers borrowed from a per-worker pool while bytes are in flight.
  *
- * A buffer is (data, start, end, cap): bytes [start, end) are pending. Standard buffers are
- * BUF_CHUNK bytes and come from the pool's free list; a buffer grown past that (a large
- * request head) is malloc'd and freed when returned. */
+ * A buffer is (data, start, end, cap): bytes [start, end) are pending. Two sizes come from
+ * free lists of the pool: BUF_CHUNK for heads and tunnels, BUF_BIG for relaying bodies (a
+ * 64 KiB read, with room for the head before it, per system call instead of four). A buffer
+ * grown to any other size (a large request head) is malloc'd and freed when returned. */
 #ifndef FERRY_BUF_H
 #define FERRY_BUF_H
 
@@ -10,6 +11,7 @@
 #include <stdint.h>
 
 #define BUF_CHUNK 16384
+#define BUF_BIG (65536 + 4096)
 
 struct buf {
 	struct buf *next_free;
@@ -18,15 +20,20 @@ struct buf {
 };
 
 struct buf_pool {
-	struct buf *free;
+	struct buf *free;             /* BUF_CHUNK buffers */
 	size_t nfree, max_free;
+	struct buf *free_big;         /* BUF_BIG buffers */
+	size_t nfree_big;
 	size_t out; /* buffers currently lent */
 };
 
+/* Keep at most max_free idle buffers of each size. */
 void buf_pool_init(struct buf_pool *pool, size_t max_free);
 void buf_pool_destroy(struct buf_pool *pool);
 /* A BUF_CHUNK buffer, empty. NULL when out of memory. */
 struct buf *buf_get(struct buf_pool *pool);
+/* A BUF_BIG buffer, empty. NULL when out of memory. */
+struct buf *buf_get_big(struct buf_pool *pool);
 /* Give a buffer back; NULL is allowed. */
 void buf_put(struct buf_pool *pool, struct buf *b);
 /* Grow b (keeping its pending bytes) so that it can hold cap bytes; FERRY_OK/FERRY_ERR. */

@@ -170,6 +170,59 @@ START_TEST(test_compact)
 }
 END_TEST
 
+START_TEST(test_big_class)
+{
+	struct buf_pool pool;
+	struct buf *small, *big, *big2, *odd;
+
+	buf_pool_init(&pool, 2);
+	big = buf_get_big(&pool);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_uint_eq(big->cap, BUF_BIG);
+	ck_assert_uint_eq(buf_room(big), BUF_BIG);
+	memset(big->data, 'b', BUF_BIG); /* ASan checks the bound */
+	big->start = 5;
+	big->end = 9;
+	small = buf_get(&pool);
+	ck_assert_uint_eq(pool.out, 2);
+
+	/* each size goes back to its own list and comes back empty from it */
+	buf_put(&pool, big);
+	buf_put(&pool, small);
+	ck_assert_uint_eq(pool.nfree, 1);
+	ck_assert_uint_eq(pool.nfree_big, 1);
+	ck_assert_uint_eq(pool.out, 0);
+	big2 = buf_get_big(&pool);
+	ck_assert_ptr_eq(big2, big);
+	ck_assert_uint_eq(big2->start, 0);
+	ck_assert_uint_eq(big2->end, 0);
+	ck_assert_uint_eq(pool.nfree_big, 0);
+	ck_assert_ptr_eq(buf_get(&pool), small);
+
+	/* a small buffer grown to exactly BUF_BIG joins the big list; other sizes are freed */
+	ck_assert_int_eq(buf_grow(&pool, &small, BUF_BIG), FERRY_OK);
+	ck_assert_uint_eq(small->cap, BUF_BIG);
+	odd = buf_get(&pool);
+	ck_assert_int_eq(buf_grow(&pool, &odd, BUF_BIG + 1), FERRY_OK);
+	buf_put(&pool, small);
+	buf_put(&pool, odd);
+	buf_put(&pool, big2);
+	ck_assert_uint_eq(pool.nfree_big, 2);
+	ck_assert_uint_eq(pool.out, 0);
+
+	/* the bound applies to each list */
+	struct buf *bs[4];
+	for (int i = 0; i < 4; i++)
+		bs[i] = buf_get_big(&pool);
+	for (int i = 0; i < 4; i++)
+		buf_put(&pool, bs[i]);
+	ck_assert_uint_eq(pool.nfree_big, 2);
+	buf_pool_destroy(&pool);
+	ck_assert_uint_eq(pool.nfree_big, 0);
+	ck_assert_ptr_null(pool.free_big);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
 	Suite *s = suite_create("buf");
@@ -179,6 +232,7 @@ static Suite *buf_suite(void)
 	tcase_add_test(tc, test_max_free_bound);
 	tcase_add_test(tc, test_grow_keeps_bytes);
 	tcase_add_test(tc, test_compact);
+	tcase_add_test(tc, test_big_class);
 	suite_add_tcase(s, tc);
 	return s;
 }
