@@ -177,6 +177,32 @@ static void conn_free_connect(struct conn *c)
 	c->cx = NULL;
 }
 
+/* A worker keeps closed connection structs for the next clients, so that connection churn
+ * (Connection: close) costs no malloc; bounded, so a burst does not pin memory. */
+#define CONN_FREE_MAX 256
+
+static struct conn *conn_alloc(struct worker *w)
+{
+	struct conn *c = w->free_conns;
+	if (c == NULL)
+		return calloc(1, sizeof(*c));
+	w->free_conns = c->next;
+	w->nfree_conns--;
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+static void conn_free(struct worker *w, struct conn *c)
+{
+	if (w->nfree_conns >= CONN_FREE_MAX || w->stopping) {
+		free(c);
+		return;
+	}
+	c->next = w->free_conns;
+	w->free_conns = c;
+	w->nfree_conns++;
+}
+
 /* The one place a connection ends. reset: abort with RST so the client sees a failure. */
 static void conn_close(struct conn *c, int reset)
 {
@@ -206,7 +232,7 @@ static void conn_close(struct conn *c, int reset)
 		c->next->prev = c->prev;
 	if (c->counted)
 		clients_release(w->clients, (const struct sockaddr *)&c->peer);
-	free(c);
+	conn_free(w, c);
 	worker_conn_closed(w);
 }
 
@@ -1610,7 +1636,7 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 
 void conn_accept(struct worker *w, const struct worker_handoff *h)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = conn_alloc(w);
 	if (c == NULL) {
 		if (h->counted && w->clients)
 			clients_release(w->clients, (const struct sockaddr *)&h->peer);
@@ -1656,7 +1682,11 @@ void conn_drain_idle(struct worker *w)
 	struct conn *c = w->conns;
 	while (c) {
 		struct conn *next = c->next;
-		if (c->state == CS_HEAD && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0))
+		char byte;
+		/* idle means nothing sent: a request already in the socket but not read yet (the
+		 * client sent it just before the stop) is in flight and gets its answer */
+		if (c->state == CS_HEAD && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0) &&
+		    recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
 			conn_close(c, 0);
 		else
 			c->close_after = 1;
@@ -1668,4 +1698,10 @@ void conn_close_all(struct worker *w)
 {
 	while (w->conns)
 		conn_close(w->conns, 0);
+	while (w->free_conns) {
+		struct conn *c = w->free_conns;
+		w->free_conns = c->next;
+		free(c);
+	}
+	w->nfree_conns = 0;
 }

@@ -10,7 +10,7 @@
 void conn_accept(struct worker *w, const struct worker_handoff *h);
 /* Graceful stop: close connections idle between requests; the rest finish and then close. */
 void conn_drain_idle(struct worker *w);
-/* Close every connection at once. */
+/* Close every connection at once (and free the structs kept for reuse). */
 void conn_close_all(struct worker *w);
 
 #endif

@@ -25,8 +25,33 @@ struct upstream_idle {
 	uint16_t port;
 	uint16_t hostlen;
 	union upstream_addr addr;
-	char host[];
+	char host[UPSTREAM_HOST_MAX]; /* fixed size, so entries are reused whatever the name */
 };
+
+/* Entries of idle connections are kept for reuse: every keep-alive request puts its upstream
+ * connection back, and that should not cost a malloc. */
+#define POOL_SPARE_MAX 64
+
+static struct upstream_idle *pool_entry_alloc(struct upstream_pool *p)
+{
+	struct upstream_idle *e = p->spare;
+	if (e == NULL)
+		return malloc(sizeof(*e));
+	p->spare = e->hnext;
+	p->nspare--;
+	return e;
+}
+
+static void pool_entry_free(struct upstream_pool *p, struct upstream_idle *e)
+{
+	if (p->nspare >= POOL_SPARE_MAX) {
+		free(e);
+		return;
+	}
+	e->hnext = p->spare;
+	p->spare = e;
+	p->nspare++;
+}
 
 int upstream_addr_eq(const union upstream_addr *a, const struct sockaddr *b)
 {
@@ -121,7 +146,7 @@ static void pool_drop(struct upstream_pool *p, struct upstream_idle *e)
 	pool_unlink(p, e);
 	loop_del_closing(p->loop, e->fd);
 	close(e->fd);
-	free(e);
+	pool_entry_free(p, e);
 }
 
 static void pool_on_timer(struct loop *loop, struct timer *t)
@@ -158,6 +183,12 @@ void upstream_pool_destroy(struct upstream_pool *p)
 {
 	while (p->lru_head != NULL)
 		pool_drop(p, p->lru_head);
+	while (p->spare != NULL) {
+		struct upstream_idle *e = p->spare;
+		p->spare = e->hnext;
+		free(e);
+	}
+	p->nspare = 0;
 	free(p->buckets);
 	p->buckets = NULL;
 }
@@ -186,7 +217,7 @@ int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen,
 	*addr = best->addr;
 	int fd = best->fd;
 	pool_unlink(p, best);
-	free(best);
+	pool_entry_free(p, best);
 	return fd;
 }
 
@@ -200,7 +231,7 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 	}
 	if (p->count >= p->max)
 		pool_drop(p, p->lru_head);
-	struct upstream_idle *e = malloc(sizeof(*e) + hostlen);
+	struct upstream_idle *e = pool_entry_alloc(p);
 	if (e == NULL) {
 		loop_del(p->loop, fd);
 		close(fd);
@@ -223,7 +254,7 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 	if (!ok) {
 		loop_del(p->loop, fd);
 		close(fd);
-		free(e);
+		pool_entry_free(p, e);
 		return;
 	}
 	size_t b = pool_hash(host, hostlen, port, p->nbuckets);

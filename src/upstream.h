@@ -36,6 +36,8 @@ struct upstream_pool {
 	size_t nbuckets;
 	size_t count, max;          /* idle connections held, and the bound */
 	struct upstream_idle *lru_head, *lru_tail; /* private: oldest first, for eviction */
+	struct upstream_idle *spare;  /* private: entries kept for reuse */
+	size_t nspare;
 	uint64_t hits, misses;
 };
 

@@ -64,6 +64,8 @@ struct worker {
 	int accept_wake_fd;  /* written when a slot frees while the acceptor is paused */
 
 	struct conn *conns;  /* every client connection of this worker (for shutdown) */
+	struct conn *free_conns; /* closed ones kept for reuse (conn.c), at most CONN_FREE_MAX */
+	size_t nfree_conns;
 	struct http_field *fields; /* scratch for head parsing: cfg->header_fields entries */
 	struct http_limits limits;
 	int stopping;
