@@ -1240,6 +1240,54 @@ static int conn_upstream_lost(struct conn *c, const char *why)
 	return -1;
 }
 
+static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **pp, uint8_t *rd,
+			   uint8_t *wr, uint8_t *eof, uint64_t limit, uint64_t *moved, int *progress);
+
+/* Below this much body left, read + writev cost the same system calls as splice and no pipe is
+ * worth borrowing. */
+#define SPLICE_BODY_MIN (64 * 1024)
+
+/* The rest of a long response body goes origin -> pipe -> client with splice(2), never copied
+ * through ferry: once the head and every buffered byte are out, for a body of known length
+ * (exactly that many bytes, so a reusable connection is not read past the response) or one that
+ * ends at the origin's FIN. Chunked bodies are parsed, so they stay in buffers. FERRY_OK,
+ * FERRY_AGAIN (not now: use the buffers), or -1 when the connection was closed. */
+static int conn_splice_response(struct conn *c, int *progress)
+{
+	if (c->upipe == NULL) {
+		if (c->resp_state != RS_BODY || c->resp_dechunk ||
+		    (c->resp_body != HTTP_BODY_LENGTH && c->resp_body != HTTP_BODY_CLOSE) ||
+		    (c->cout && buf_len(c->cout) > 0) || (c->uin && buf_len(c->uin) > 0) ||
+		    (c->resp_body == HTTP_BODY_LENGTH && c->resp_left < SPLICE_BODY_MIN))
+			return FERRY_AGAIN;
+	}
+	uint64_t limit = c->resp_state != RS_BODY ? 0
+			 : c->resp_body == HTTP_BODY_LENGTH ? c->resp_left : UINT64_MAX;
+	uint64_t moved = 0;
+	int moving = *progress;
+	*progress = 0;
+	int r = conn_splice_dir(c, c->ufd, c->fd, &c->upipe, &c->urd, &c->cwr, &c->u_eof, limit,
+				&moved, progress);
+	if (r == FERRY_ERR) {
+		/* a reset is not the end of any body, and a client that went away gets nothing */
+		conn_close(c, 1);
+		return -1;
+	}
+	if (*progress)
+		conn_set_timer(c, c->w->tl_upstream_idle);
+	*progress |= moving;
+	if (r == FERRY_AGAIN)
+		return FERRY_AGAIN;
+	if (c->resp_body == HTTP_BODY_LENGTH) {
+		c->resp_left -= moved;
+		if (c->resp_left == 0)
+			c->resp_state = RS_DONE;
+	} else if (c->u_eof) {
+		c->resp_state = RS_DONE;
+	}
+	return FERRY_OK;
+}
+
 static int conn_step_http(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -1295,8 +1343,13 @@ static int conn_step_http(struct conn *c)
 		}
 	}
 
+	/* origin -> client inside the kernel, for the rest of a long body */
+	int spliced = conn_splice_response(c, &progress);
+	if (spliced < 0 && spliced != FERRY_AGAIN)
+		return -1;
+
 	/* origin -> ferry */
-	if (c->urd && !c->u_eof && c->resp_state != RS_DONE) {
+	if (spliced == FERRY_AGAIN && c->urd && !c->u_eof && c->resp_state != RS_DONE) {
 		ssize_t r = conn_read(c, c->ufd, &c->uin, &c->urd, 1);
 		if (r > 0) {
 			progress = 1;
@@ -1353,7 +1406,8 @@ static int conn_step_http(struct conn *c)
 		}
 	}
 
-	if (c->resp_state == RS_DONE && (!c->cout || buf_len(c->cout) == 0) && c->resp_ready == 0)
+	if (c->resp_state == RS_DONE && (!c->cout || buf_len(c->cout) == 0) && c->resp_ready == 0 &&
+	    c->upipe == NULL)
 		return conn_finish_response(c);
 	conn_release_if_empty(c, &c->uin);
 	return progress;
@@ -1365,21 +1419,25 @@ static int conn_step_http(struct conn *c)
  * buffers of that direction (a head ferry wrote, bytes read before the tunnel began) are
  * empty. FERRY_OK, FERRY_AGAIN (no pipe to be had: use the buffers), FERRY_ERR. */
 static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **pp, uint8_t *rd,
-			   uint8_t *wr, uint8_t *eof, int *progress)
+			   uint8_t *wr, uint8_t *eof, uint64_t limit, uint64_t *moved, int *progress)
 {
 	struct pipe_buf *p = *pp;
 	if (p == NULL) {
-		if (!*rd || *eof)
+		if (!*rd || *eof || limit == 0)
 			return FERRY_OK;
 		p = *pp = pipe_get(&c->w->pipes);
 		if (p == NULL)
 			return FERRY_AGAIN;
 	}
-	if (*rd && !*eof && p->bytes < p->cap) {
+	if (*rd && !*eof && p->bytes < p->cap && limit > 0) {
 		size_t room = p->cap - p->bytes;
+		if (room > limit)
+			room = (size_t)limit;
 		ssize_t n = splice(src, NULL, p->wfd, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			p->bytes += (uint32_t)n;
+			if (moved)
+				*moved += (uint64_t)n;
 			*progress = 1;
 			if ((size_t)n < room)
 				*rd = 0; /* the socket had less than the pipe could take: drained */
@@ -1422,7 +1480,7 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 	int buffered = (pre && buf_len(pre) > 0) || (*b && buf_len(*b) > 0);
 	int r = FERRY_AGAIN;
 	if (!buffered) {
-		r = conn_splice_dir(c, src, dst, pp, rd, wr, eof, progress);
+		r = conn_splice_dir(c, src, dst, pp, rd, wr, eof, UINT64_MAX, NULL, progress);
 		if (r == FERRY_ERR)
 			return FERRY_ERR;
 	}
@@ -1500,10 +1558,11 @@ static void conn_update_events(struct conn *c)
 	case CS_HTTP:
 		if (!c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0))
 			cev |= LOOP_READ;
-		if ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0)
+		if ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0 || c->upipe)
 			cev |= LOOP_WRITE;
 		if (c->resp_state != RS_DONE && !c->u_eof &&
-		    (!c->uin || buf_room(c->uin) > 0 || c->uin->start > 0))
+		    (!c->uin || buf_room(c->uin) > 0 || c->uin->start > 0) &&
+		    (!c->upipe || c->upipe->bytes < c->upipe->cap))
 			uev |= LOOP_READ;
 		if (!c->up_wr_failed && ((c->uout && buf_len(c->uout) > 0) || c->req_ready > 0))
 			uev |= LOOP_WRITE;

@@ -21,6 +21,7 @@
  *   /raw/NAME     a canned, often broken, response (see raws[] below), then close
  *   /stall        read the request, never answer, close when the client does
  *   /stall_body   200 with Content-Length 1000, 100 bytes of it, then as /stall
+ *   /cut/N        200 with Content-Length 2N, N bytes of it, then close; /cut_rst/N: reset
  *   /dropsecond   200 "first" on the first request of a connection; on any later request
  *                 of the same connection: close without answering (a pooled connection
  *                 that dies just as it is reused); /dropsecond_rst: the same with a reset
@@ -765,6 +766,17 @@ static void *serve_http(void *arg)
 			/* the next read_request fails after n ms of silence: then we close */
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 			ok = send_simple(fd, &rq, 200, "idle", 4);
+		} else if (path_num(rq.path, "/cut/", &n) || path_num(rq.path, "/cut_rst/", &n)) {
+			/* a long body that ends early: ferry must not let it look whole */
+			ok = send_head(fd, &rq, 200, "Content-Type: text/plain\r\n", 2 * (long long)n);
+			if (ok == 0)
+				ok = write_pattern(fd, n);
+			if (ok == 0 && strncmp(rq.path, "/cut_rst/", 9) == 0) {
+				struct linger lg = { 1, 0 };
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			}
+			keep = 0;
+			ok = -1;
 		} else if (strcmp(rq.path, "/stall_body") == 0) {
 			char junk[4096];
 

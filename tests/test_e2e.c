@@ -952,6 +952,51 @@ START_TEST(upstream_connection_reused)
 }
 END_TEST
 
+/* A long body goes origin -> pipe -> client with splice(2), exactly Content-Length bytes: the
+ * body arrives whole and the origin connection is reused for the next request. */
+START_TEST(long_body_then_reuse)
+{
+	static const size_t sizes[] = { 65536 + 4096, 300000, 2000000 };
+	struct harness_conn c;
+	struct harness_resp r;
+	unsigned long s1 = 0, n1 = 0, s2 = 0, n2 = 0;
+	char *qc;
+
+	begin(_i);
+	harness_conf_set(&conf, "server", "threads", "1");
+	go();
+	qc = req("GET", "/conn", "");
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, qc), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+	       sscanf(r.body, "%lu %lu", &s1, &n1) == 2, "first /conn failed (status %d)", r.status);
+	harness_resp_free(&r);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		char *path = fmt("/len/%zu", sizes[k]);
+		char *q = req("GET", path, "");
+
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+		       r.status == 200 && r.complete && r.body_len == sizes[k] &&
+		       is_pattern(r.body, r.body_len),
+		       "%s: status %d complete %d, %zu bytes", path, r.status, r.complete, r.body_len);
+		harness_resp_free(&r);
+		free(q);
+		free(path);
+	}
+	ck_assert_int_eq(harness_send_str(&c, qc), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+	       sscanf(r.body, "%lu %lu", &s2, &n2) == 2, "last /conn failed (status %d)", r.status);
+	harness_resp_free(&r);
+	EXPECT(s1 == s2 && n1 == 1 && n2 == 5,
+	       "origin connection not reused across long bodies: \"%lu %lu\" then \"%lu %lu\"", s1,
+	       n1, s2, n2);
+	harness_close(&c);
+	free(qc);
+	end();
+}
+END_TEST
+
 START_TEST(upstream_pool_across_clients)
 {
 	struct harness_resp r;
@@ -1497,6 +1542,7 @@ static const struct test_entry tests[] = {
 	T("http11", post_content_length_echo, 1),
 	T("http11", post_chunked_echo, 1),
 	T("http11", upstream_connection_reused, 1),
+	T("http11", long_body_then_reuse, 1),
 	T("http11", upstream_pool_across_clients, 1),
 	T("http11", via_added, 1),
 	T("http11", via_loop_508, 1),

@@ -1547,6 +1547,36 @@ START_TEST(origin_stalls_mid_body)
 }
 END_TEST
 
+/* A long body with a length that the origin cuts short (FIN or reset), past the first read,
+ * where ferry relays it with splice(2): the client never sees a complete response. */
+START_TEST(origin_cuts_long_body)
+{
+	static const char *const paths[] = { "/cut/500000", "/cut_rst/500000", "/cut/70000" };
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *q = req("GET", paths[k], "");
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		int rc = harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS);
+		EXPECT(c.err != ETIMEDOUT, "%s: ferry did not end the response", paths[k]);
+		if (rc == FERRY_OK)
+			EXPECT(r.status == 200 && !r.complete && is_pattern(r.body, r.body_len),
+			       "%s: status %d, complete %d, %zu bytes: a cut body looked whole or wrong",
+			       paths[k], r.status, r.complete, r.body_len);
+		harness_resp_free(&r);
+		harness_close(&c);
+		free(q);
+	}
+	expect_alive("origin cuts long bodies");
+	end();
+}
+END_TEST
+
 /* The origin resets in the middle of a chunked body and of a close-delimited body. For the
  * latter only the reset tells truncation from the end: ferry must pass it on as a reset
  * rather than ending the client's response with a clean close. */
@@ -1702,6 +1732,7 @@ static const struct test_entry tests[] = {
 	T("faults", origin_stalls_504, 60),
 	T("faults", origin_stalls_mid_body, 60),
 	T("faults", origin_resets_mid_body, 60),
+	T("faults", origin_cuts_long_body, 60),
 	T("faults", pooled_connection_dropped_retried, 60),
 	T("faults", pooled_connection_closed_while_idle, 60),
 	T("faults", pooled_connection_dropped_post_not_retried, 60),
