@@ -111,6 +111,9 @@ static const struct key keys[] = {
 	{ SEC_SERVER, "user", K_USER, OFF(user), 0, 0, F_OPTIONAL },
 	{ SEC_SERVER, "group", K_GROUP, OFF(group), 0, 0, F_OPTIONAL },
 	{ SEC_SERVER, "via_name", K_VIA, OFF(via_name), 0, 0, 0 },
+	{ SEC_SERVER, "proxy_protocol", K_BOOL, OFF(proxy_protocol), 0, 0, 0 },
+	{ SEC_SERVER, "proxy_protocol_from", K_CIDRS, OFF(proxy_protocol_from), 0, 0,
+	  F_LIST | F_EMPTY_LIST },
 
 	{ SEC_TIMEOUTS, "request_header", K_TIMEOUT, OFF(request_header_ms), 0, 0, 0 },
 	{ SEC_TIMEOUTS, "client_idle", K_TIMEOUT, OFF(client_idle_ms), 0, 0, 0 },
@@ -1301,6 +1304,11 @@ static void finish(struct parse *p)
 			p->oom = 1;
 	}
 
+	if (cfg->proxy_protocol && cfg->proxy_protocol_from.n == 0)
+		report(p, seen_line(p, SEC_SERVER, "proxy_protocol"),
+		       "[server] proxy_protocol = yes needs proxy_protocol_from (the addresses of "
+		       "the load balancers allowed to send the header)");
+
 	if (seen_line(p, SEC_ACCESS, "block_destinations") == 0)
 		block_own_addresses(p);
 	load_named_files(p);
@@ -1406,6 +1414,7 @@ void config_free(struct config *cfg)
 	cidr_list_free(&cfg->deny);
 	port_list_free(&cfg->connect_ports);
 	cidr_list_free(&cfg->block_destinations);
+	cidr_list_free(&cfg->proxy_protocol_from);
 	free(cfg->htpasswd);
 	free(cfg->realm);
 	domains_free(&cfg->domains);

@@ -38,6 +38,9 @@ struct config {
 	char *pidfile;        /* default NULL: none */
 	char *user, *group;   /* default NULL: keep */
 	char *via_name;       /* default: "HOSTNAME:PORT" of the first listener */
+	int proxy_protocol;   /* default no: listeners expect a PROXY v1/v2 header first */
+	struct cidr_list proxy_protocol_from; /* who may send it; default empty (required
+						 with proxy_protocol = yes) */
 
 	/* [timeouts], stored in milliseconds; written in seconds (decimals allowed: 0.5) */
 	unsigned request_header_ms; /* default 30 s */

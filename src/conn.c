@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "acl.h"
 #include "auth.h"
 #include "clients.h"
@@ -35,6 +36,7 @@
 #include "forward.h"
 #include "http_parse.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "status.h"
 #include "upstream.h"
 
@@ -42,7 +44,8 @@
  * shut down and what the client still sends is read and dropped until it closes or LINGER_MS
  * pass: closing with unread input would send a reset that can destroy the answer before the
  * client reads it. Every close after a normal HTTP exchange goes through it too. */
-enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING };
+enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING,
+	CS_PROXY /* [server] proxy_protocol: waiting for the PROXY header */ };
 
 /* where the response is */
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
@@ -684,6 +687,53 @@ static int conn_step_head(struct conn *c)
 			return -1;
 		}
 		progress = 1;
+	}
+}
+
+/* ---- PROXY protocol ---- */
+
+/* CS_PROXY: the connection came from a trusted balancer (the acceptor checked
+ * proxy_protocol_from); read its PROXY header, take the client address from it, then run the
+ * client check the acceptor skipped (ACL, per_client) with that address. A bad or truncated
+ * header closes the connection: there is nobody to answer in HTTP. */
+static int conn_step_proxy(struct conn *c)
+{
+	struct worker *w = c->w;
+	for (;;) {
+		if (c->cin && buf_len(c->cin) > 0) {
+			struct proxyproto_result pr;
+			int r = proxyproto_parse(buf_pos(c->cin), buf_len(c->cin), &pr);
+			if (r == FERRY_ERR) {
+				log_debug("closing a connection from the balancer: %s", pr.error);
+				conn_close(c, 0);
+				return -1;
+			}
+			if (r > 0) {
+				c->cin->start += (uint32_t)r;
+				if (!pr.local)
+					c->peer = pr.src;
+				int counted = 0;
+				int deny = acceptor_client_check(w->cfg, w->clients, (const struct sockaddr *)&c->peer,
+								 &counted);
+				c->counted = counted != 0;
+				c->state = CS_HEAD;
+				c->got_bytes = 0;
+				conn_set_timer(c, w->tl_request_header);
+				if (deny)
+					conn_error(c, deny, deny == 429 ? "too many connections from this address"
+									: "client address not allowed");
+				return 1;
+			}
+		}
+		if (!c->crd)
+			return 0;
+		ssize_t n = conn_read(c, c->fd, &c->cin, &c->crd);
+		if (n == FERRY_AGAIN)
+			return 0;
+		if (n == 0 || n == FERRY_ERR) {
+			conn_close(c, 0);
+			return -1;
+		}
 	}
 }
 
@@ -1455,6 +1505,7 @@ static void conn_update_events(struct conn *c)
 	int cev = 0, uev = 0;
 	switch (c->state) {
 	case CS_HEAD:
+	case CS_PROXY:
 		cev = LOOP_READ;
 		break;
 	case CS_RESOLVE:
@@ -1517,6 +1568,9 @@ static void conn_run(struct conn *c)
 			break;
 		case CS_CLOSING:
 			r = conn_step_error(c);
+			break;
+		case CS_PROXY:
+			r = conn_step_proxy(c);
 			break;
 		default:
 			r = 0;
@@ -1593,6 +1647,7 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		break;
 	case CS_TUNNEL:
 	case CS_CLOSING:
+	case CS_PROXY: /* no (whole) header within request_header: nobody to answer */
 		conn_close(c, 0);
 		return;
 	}
@@ -1628,6 +1683,15 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 	}
 	c->cev = LOOP_READ;
 	c->cwr = 1;
+	if (w->cfg->proxy_protocol) {
+		/* the acceptor only checked that the balancer may connect: who the client is comes
+		 * in the header (conn_step_proxy) */
+		c->state = CS_PROXY;
+		conn_set_timer(c, w->tl_request_header);
+		c->crd = 1;
+		conn_run(c);
+		return;
+	}
 	if (h->deny_status) {
 		conn_error(c, h->deny_status, h->deny_status == 429 ? "too many connections from this address"
 								    : "client address not allowed");
@@ -1647,7 +1711,8 @@ void conn_drain_idle(struct worker *w)
 	struct conn *c = w->conns;
 	while (c) {
 		struct conn *next = c->next;
-		if (c->state == CS_HEAD && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0))
+		if ((c->state == CS_HEAD || c->state == CS_PROXY) && !c->got_bytes &&
+		    (!c->cin || buf_len(c->cin) == 0))
 			conn_close(c, 0);
 		else
 			c->close_after = 1;
