@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "domains.h"
+#include "route.h"
 
 struct auth_db;
 
@@ -88,6 +89,10 @@ struct config {
 	char *dns_servers;    /* "IP:PORT,[IPv6]:PORT" for ares_set_servers_ports_csv; default
 				 NULL: the servers of /etc/resolv.conf */
 	unsigned dns_cache_size; /* names kept per worker; default 4096, 0: no cache */
+
+	/* [upstream] */
+	struct route_table routes; /* parent = URL... (the default target), route = MATCH
+				      TARGET... rules; default: everything direct */
 };
 
 /* Receives each error line, already formatted without a trailing newline:
