@@ -604,8 +604,7 @@ START_TEST(chain_two_ferries)
 	ck_assert_int_eq(memcmp(c.buf, "ping through two proxies", 24), 0);
 	harness_close(&c);
 
-	/* one client connection, three requests to two destinations (the origin by address and
-	 * by name): one pooled connection to the parent carries them all */
+	/* keep-alive through both */
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	for (int i = 0; i < 3; i++) {
 		snprintf(req, sizeof(req), "GET http://%s:%d/len/%d HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -617,13 +616,82 @@ START_TEST(chain_two_ferries)
 		harness_resp_free(&r);
 	}
 	harness_close(&c);
-	ck_assert_int_eq(harness_ferry_stop(&ferry), 0);
-	char *log = NULL;
-	ck_assert_int_eq(harness_ferry_stop_log(&parent, &log), 0);
-	/* the parent accepted: the GET, the CONNECT, and one connection for the three */
-	ck_assert_msg(strstr(log, " 3 accepted"), "%s", log);
-	free(log);
-	harness_origin_stop(&origin);
+	ck_assert_int_eq(harness_ferry_stop(&parent), 0);
+	end();
+}
+END_TEST
+
+/* Read one request head from a connection the test accepted as a fake parent. */
+static char *read_head(struct harness_conn *pc)
+{
+	while (pc->len < 4 || !memmem(pc->buf, pc->len, "\r\n\r\n", 4)) {
+		size_t before = pc->len;
+		if (harness_read_atleast(pc, pc->len + 1, HARNESS_TIMEOUT_MS) <= before)
+			return NULL;
+	}
+	size_t n = (size_t)((char *)memmem(pc->buf, pc->len, "\r\n\r\n", 4) - pc->buf) + 4;
+	return harness_take(pc, n);
+}
+
+/* Exactly what an HTTP parent receives: absolute-form, the parent's credentials and not the
+ * client's, and one kept-alive connection for requests to several destinations (the pool
+ * keys parent connections on the parent). The parent here is the test itself. */
+START_TEST(http_parent_sees_absolute_form_on_one_connection)
+{
+	begin(_i);
+	int pport = 0;
+	int lfd = harness_listen(0, 16, &pport);
+	ck_assert_int_ge(lfd, 0);
+	char v[128];
+	snprintf(v, sizeof(v), "http://Aladdin:open%%20sesame@127.0.0.1:%d", pport);
+	harness_conf_set(&conf, "upstream", "parent", v);
+	harness_conf_set(&conf, "server", "threads", "1");
+	go();
+	struct harness_conn c, pc;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	memset(&pc, 0, sizeof(pc));
+	pc.fd = -1;
+	static const char *const dest[] = { "origin.example", "192.0.2.1:8080", "[2001:db8::1]", "origin.example" };
+	for (int i = 0; i < 4; i++) {
+		char req[256], want[256];
+		snprintf(req, sizeof(req), "GET http://%s/p%d?q HTTP/1.1\r\nHost: x\r\n"
+			 "Proxy-Authorization: Basic Y2xpZW50OnB3\r\n\r\n", dest[i], i);
+		ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+		if (i == 0) {
+			pc.fd = harness_accept(lfd, HARNESS_TIMEOUT_MS);
+			ck_assert_int_ge(pc.fd, 0);
+		}
+		char *head = read_head(&pc);
+		ck_assert_msg(head != NULL, "request %d did not come on the first connection", i);
+		snprintf(want, sizeof(want), "GET http://%s/p%d?q HTTP/1.1\r\n"
+			 "Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\nHost: %s\r\n", dest[i], i, dest[i]);
+		ck_assert_msg(strncmp(head, want, strlen(want)) == 0, "got:\n%s\nwant:\n%s", head, want);
+		ck_assert_msg(strstr(head, "Y2xpZW50OnB3") == NULL, "the client's credentials were forwarded: %s", head);
+		free(head);
+		ck_assert_int_eq(harness_send_str(&pc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), FERRY_OK);
+		struct harness_resp r;
+		ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.body, "ok");
+		harness_resp_free(&r);
+	}
+	ck_assert_int_lt(harness_accept(lfd, 200), 0); /* no second connection */
+	/* the parent's 407 is about ferry's credentials: a 502 for the client, not a 407 */
+	ck_assert_int_eq(harness_send_str(&c, "GET http://origin.example/ HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
+	free(read_head(&pc));
+	ck_assert_int_eq(harness_send_str(&pc, "HTTP/1.1 407 Proxy Authentication Required\r\n"
+				"Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n"), FERRY_OK);
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 502);
+	ck_assert_ptr_null(harness_resp_header(&r, "proxy-authenticate"));
+	snprintf(v, sizeof(v), "parent http://127.0.0.1:%d requires proxy authentication", pport);
+	ck_assert_msg(strstr(r.body, v) && !strstr(r.body, "sesame"), "%s", r.body);
+	harness_resp_free(&r);
+	harness_close(&pc);
+	harness_close(&c);
+	close(lfd);
+	end();
 }
 END_TEST
 
@@ -893,6 +961,7 @@ int main(void)
 	tcase_add_checked_fixture(ch, NULL, teardown);
 	tcase_add_loop_test(ch, chain_two_ferries, 0, 2);
 	tcase_add_loop_test(ch, chain_parent_errors_are_502s, 1, 2);
+	tcase_add_loop_test(ch, http_parent_sees_absolute_form_on_one_connection, 0, 2);
 	tcase_add_loop_test(ch, socks5_parent_with_and_without_credentials, 0, 2);
 	tcase_add_loop_test(ch, parents_in_order_and_skipped, 1, 2);
 	tcase_add_loop_test(ch, routes_suffix_cidr_direct, 0, 1);
