@@ -167,7 +167,8 @@ static size_t v2_build(uint8_t *out, uint8_t vercmd, uint8_t fam, const uint8_t 
 	out[13] = fam;
 	out[14] = (uint8_t)(dlen >> 8);
 	out[15] = (uint8_t)dlen;
-	memcpy(out + 16, data, dlen);
+	if (dlen > 0)
+		memcpy(out + 16, data, dlen);
 	return 16 + dlen;
 }
 
