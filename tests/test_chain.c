@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <crypt.h>
 #include <poll.h>
@@ -938,6 +939,142 @@ START_TEST(routes_suffix_cidr_direct)
 }
 END_TEST
 
+/* ---- HAProxy in front of two ferry instances ---- */
+
+static pid_t haproxy_pid;
+
+static const char *haproxy_bin(void)
+{
+	static const char *const cand[] = { "/usr/sbin/haproxy", "/usr/local/sbin/haproxy", "/usr/bin/haproxy" };
+	for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++)
+		if (access(cand[i], X_OK) == 0)
+			return cand[i];
+	return NULL;
+}
+
+static void haproxy_stop(void)
+{
+	if (haproxy_pid > 0) {
+		kill(haproxy_pid, SIGKILL);
+		waitpid(haproxy_pid, NULL, 0);
+	}
+	haproxy_pid = 0;
+}
+
+static void teardown_haproxy(void)
+{
+	haproxy_stop();
+	teardown();
+}
+
+/* One GET from a client bound to src_ip, through the balancer; the status, or -1. */
+static int get_from(const char *src_ip, int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(fd, 0);
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	inet_pton(AF_INET, src_ip, &a.sin_addr);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	a.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = { HARNESS_TIMEOUT_MS / 1000, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char req[256], buf[512];
+	int n = snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/len/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			 origin.port);
+	if (write(fd, req, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof(buf) - 1 && (r = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = '\0';
+	close(fd);
+	int status = -1;
+	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		return -1;
+	return status;
+}
+
+/* HAProxy (mode tcp, send-proxy-v2) in front of two ferry instances that allow only
+ * 127.0.0.2: a client bound to 127.0.0.2 is served by both (HAProxy itself connects from
+ * 127.0.0.1, which is not allowed, so ferry must be using the address in the header), one
+ * bound to 127.0.0.3 is refused by both. Skipped where haproxy is not installed. */
+START_TEST(haproxy_send_proxy_v2_two_instances)
+{
+	const char *bin = haproxy_bin();
+	if (bin == NULL) {
+		fprintf(stderr, "test_chain: haproxy not installed: HAProxy end-to-end test skipped\n");
+		return;
+	}
+	begin(_i);
+	struct harness_ferry f2;
+	pp_conf("127.0.0.1/32");
+	harness_conf_set(&conf, "access", "allow", "127.0.0.2");
+	harness_conf_set(&conf, "server", "via_name", "fleet-a");
+	go();
+	harness_conf_set(&conf, "server", "via_name", "fleet-b");
+	ck_assert_int_eq(harness_ferry_start(&f2, &conf), FERRY_OK);
+
+	strcpy(tmpdir, "/tmp/ferry-haproxy-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	char cfgpath[128], cfg[1024];
+	snprintf(cfgpath, sizeof(cfgpath), "%s/haproxy.cfg", tmpdir);
+	int hport = harness_free_port();
+	snprintf(cfg, sizeof(cfg),
+		 "global\n    maxconn 100\n\n"
+		 "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\n"
+		 "frontend proxy_in\n    bind 127.0.0.1:%d\n    default_backend ferry\n\n"
+		 "backend ferry\n    balance roundrobin\n"
+		 "    server a 127.0.0.1:%d send-proxy-v2\n    server b 127.0.0.1:%d send-proxy-v2\n",
+		 hport, ferry.port, f2.port);
+	ck_assert_int_eq(harness_write_file(cfgpath, cfg), FERRY_OK);
+	pid_t me = getpid();
+	haproxy_pid = fork();
+	ck_assert_int_ge(haproxy_pid, 0);
+	if (haproxy_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != me)
+			_exit(127);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execl(bin, bin, "-db", "-f", cfgpath, (char *)NULL);
+		_exit(127);
+	}
+	/* wait until it listens */
+	int up = 0;
+	for (int i = 0; i < 100 && !up; i++) {
+		struct harness_conn c;
+		if (harness_connect(&c, hport) == FERRY_OK) {
+			up = 1;
+			harness_close(&c);
+		} else {
+			usleep(50000);
+		}
+	}
+	ck_assert_msg(up, "haproxy did not start");
+	/* round robin: four requests, so each instance serves at least one, and a 200 from
+	 * either means it judged the address in the header, not HAProxy's own */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(get_from("127.0.0.2", hport), 200);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(get_from("127.0.0.3", hport), 403);
+	haproxy_stop();
+	ck_assert_int_eq(harness_ferry_stop(&ferry), 0);
+	ck_assert_int_eq(harness_ferry_stop(&f2), 0);
+	harness_origin_stop(&origin);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("chain");
@@ -966,6 +1103,11 @@ int main(void)
 	tcase_add_loop_test(ch, parents_in_order_and_skipped, 1, 2);
 	tcase_add_loop_test(ch, routes_suffix_cidr_direct, 0, 1);
 	suite_add_tcase(s, ch);
+	TCase *hp = tcase_create("haproxy");
+	tcase_set_timeout(hp, 60);
+	tcase_add_checked_fixture(hp, NULL, teardown_haproxy);
+	tcase_add_loop_test(hp, haproxy_send_proxy_v2_two_instances, 1, 2);
+	suite_add_tcase(s, hp);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
