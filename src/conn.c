@@ -761,7 +761,7 @@ static void conn_use_addresses(struct conn *c);
 static void conn_upstream_ready(struct conn *c);
 static const char *conn_pool_key(const struct conn *c, uint16_t *port);
 static int conn_parent_apply(struct conn *c);
-static void conn_parent_failed(struct conn *c, const char *why, int timeout);
+static void conn_parent_failed(struct conn *c, const char *why);
 static void conn_parent_resolve(struct conn *c);
 static int conn_route(struct conn *c);
 static int conn_parent_begin(struct conn *c);
@@ -808,7 +808,9 @@ static void conn_on_resolved(void *arg, int status, const struct dns_result *res
 	struct conn *c = arg;
 	c->cx->query = NULL;
 	if (status != FERRY_OK && c->par != NULL) {
-		conn_parent_failed(c, res->error ? res->error : "cannot resolve", 0);
+		char why[200];
+		snprintf(why, sizeof(why), "cannot resolve it: %s", res->error ? res->error : "error");
+		conn_parent_failed(c, why);
 		conn_parent_resolve(c);
 		conn_run(c);
 		return;
@@ -889,8 +891,7 @@ static void conn_connect_next(struct conn *c)
 		return;
 	}
 	if (c->par != NULL) {
-		conn_parent_failed(c, strerror(cx->last_errno ? cx->last_errno : ECONNREFUSED),
-				   cx->last_errno == ETIMEDOUT);
+		conn_parent_failed(c, strerror(cx->last_errno ? cx->last_errno : ECONNREFUSED));
 		conn_parent_resolve(c);
 		return;
 	}
@@ -1001,11 +1002,10 @@ static int conn_parent_apply(struct conn *c)
 
 /* The parent being tried failed (resolving, connecting, or in the handshake): remember why
  * for the 502, and have this worker skip it for ROUTE_SKIP_MS. */
-static void conn_parent_failed(struct conn *c, const char *why, int timeout)
+static void conn_parent_failed(struct conn *c, const char *why)
 {
 	struct worker *w = c->w;
 	struct conn_parent *cp = c->par;
-	(void)timeout;
 	snprintf(cp->why, sizeof(cp->why), "parent %s: %s", cp->p->label, why);
 	route_parent_failed(&w->cfg->routes, cp->p, w->id, loop_now(w->loop));
 	log_warn("%s (skipped for %d s)", cp->why, ROUTE_SKIP_MS / 1000);
@@ -1045,7 +1045,7 @@ static void conn_parent_resolve(struct conn *c)
 		if (r == FERRY_ERR) {
 			char why[200];
 			snprintf(why, sizeof(why), "cannot resolve it: %s", c->cx->res.error ? c->cx->res.error : "error");
-			conn_parent_failed(c, why, 0);
+			conn_parent_failed(c, why);
 			continue;
 		}
 		c->cx->next = 0;
@@ -1152,7 +1152,7 @@ static size_t conn_parent_pending(const struct conn *c)
  * (plain HTTP over SOCKS5) is kept for it. */
 static void conn_parent_broken(struct conn *c, const char *why)
 {
-	conn_parent_failed(c, why, 0);
+	conn_parent_failed(c, why);
 	struct buf *keep = NULL;
 	if (!c->is_connect) {
 		keep = c->uout;
