@@ -134,6 +134,20 @@ static int client_allowed(const struct config *cfg, const struct sockaddr *sa)
 	return cidr_list_match(&cfg->allow, sa);
 }
 
+int acceptor_client_check(const struct config *cfg, struct clients *clients,
+			  const struct sockaddr *sa, int *counted)
+{
+	*counted = 0;
+	if (!client_allowed(cfg, sa))
+		return 403;
+	if (clients != NULL) {
+		if (clients_acquire(clients, sa) != FERRY_OK)
+			return 429;
+		*counted = 1;
+	}
+	return 0;
+}
+
 /* Accept everything queued on fd. Returns FERRY_AGAIN normally, FERRY_ERR on EMFILE-like
  * exhaustion (the caller pauses). */
 static int acceptor_drain(struct acceptor *a, int lfd)
@@ -168,14 +182,20 @@ static int acceptor_drain(struct acceptor *a, int lfd)
 		first = 0;
 		a->accepted++;
 		h.fd = fd;
-		if (!client_allowed(a->cfg, (const struct sockaddr *)&h.peer)) {
-			h.deny_status = 403;
-			a->denied++;
-		} else if (a->cfg->per_client > 0) {
-			if (clients_acquire(&a->clients, (const struct sockaddr *)&h.peer) == FERRY_OK)
-				h.counted = 1;
-			else
-				h.deny_status = 429;
+		if (a->cfg->proxy_protocol) {
+			/* the address here is the balancer's: only the PROXY header says who the
+			 * client is, so the ACL and per_client wait for it (conn.c, CS_PROXY); a
+			 * connection from anywhere else is closed without a word */
+			if (!cidr_list_match(&a->cfg->proxy_protocol_from, (const struct sockaddr *)&h.peer)) {
+				a->denied++;
+				close(fd);
+				continue;
+			}
+		} else {
+			h.deny_status = acceptor_client_check(a->cfg, a->cfg->per_client > 0 ? &a->clients : NULL,
+							      (const struct sockaddr *)&h.peer, &h.counted);
+			if (h.deny_status == 403)
+				a->denied++;
 		}
 		if (worker_handoff(acceptor_pick(a), &h) != FERRY_OK) {
 			if (h.counted)

@@ -17,6 +17,17 @@ int acceptor_probe(const struct config *cfg, char *err, size_t errlen);
  * cfg->nlisten descriptors. FERRY_OK or FERRY_ERR with err. */
 int acceptor_bind(const struct config *cfg, int *fds, char *err, size_t errlen);
 
+struct clients;
+
+/* The client check: may sa use ferry ([access] allow/deny), and is it under [limits]
+ * per_client (clients may be NULL: no cap)? Returns 0 and sets *counted when sa was counted
+ * in clients (the caller counts it out when the connection ends), or the status to answer
+ * with: 403 (ACL) or 429 (per_client). Called by the acceptor before the hand-off, and, for
+ * [server] proxy_protocol connections, by the worker once the header said who the client
+ * is. */
+int acceptor_client_check(const struct config *cfg, struct clients *clients,
+			  const struct sockaddr *sa, int *counted);
+
 /* Run a child process: workers plus the accept loop in the calling thread, until SIGTERM /
  * SIGINT (graceful) or SIGQUIT (at once). Returns the process exit status. */
 int acceptor_run(const struct config *cfg, const int *fds, size_t nfds);

@@ -53,11 +53,12 @@ enum section {
 	SEC_LOG,
 	SEC_ADMIN,
 	SEC_DNS,
+	SEC_UPSTREAM,
 	SEC_COUNT
 };
 
 static const char *const section_names[SEC_COUNT] = {
-	"server", "timeouts", "limits", "access", "auth", "log", "admin", "dns",
+	"server", "timeouts", "limits", "access", "auth", "log", "admin", "dns", "upstream",
 };
 
 enum kind {
@@ -81,6 +82,8 @@ enum kind {
 	K_DNS_SERVERS,  /* [dns] servers: list of IP[:PORT], kept as one c-ares CSV string */
 	K_DOMAINS_ALLOW, /* [access] allow_domains: list of domain patterns */
 	K_DOMAINS_DENY,  /* [access] deny_domains */
+	K_PARENT,        /* [upstream] parent: parent proxy URLs (route.c) */
+	K_ROUTE,         /* [upstream] route: one rule per line, parsed whole (route.c) */
 };
 
 #define F_LIST 1u       /* repeatable: the first occurrence replaces the default, later append */
@@ -111,6 +114,9 @@ static const struct key keys[] = {
 	{ SEC_SERVER, "user", K_USER, OFF(user), 0, 0, F_OPTIONAL },
 	{ SEC_SERVER, "group", K_GROUP, OFF(group), 0, 0, F_OPTIONAL },
 	{ SEC_SERVER, "via_name", K_VIA, OFF(via_name), 0, 0, 0 },
+	{ SEC_SERVER, "proxy_protocol", K_BOOL, OFF(proxy_protocol), 0, 0, 0 },
+	{ SEC_SERVER, "proxy_protocol_from", K_CIDRS, OFF(proxy_protocol_from), 0, 0,
+	  F_LIST | F_EMPTY_LIST },
 
 	{ SEC_TIMEOUTS, "request_header", K_TIMEOUT, OFF(request_header_ms), 0, 0, 0 },
 	{ SEC_TIMEOUTS, "client_idle", K_TIMEOUT, OFF(client_idle_ms), 0, 0, 0 },
@@ -146,6 +152,9 @@ static const struct key keys[] = {
 
 	{ SEC_DNS, "servers", K_DNS_SERVERS, OFF(dns_servers), 0, 0, F_LIST | F_EMPTY_LIST },
 	{ SEC_DNS, "cache_size", K_UINT, OFF(dns_cache_size), 0, 1000000, 0 },
+
+	{ SEC_UPSTREAM, "parent", K_PARENT, OFF(routes), 0, 0, F_LIST | F_EMPTY_LIST },
+	{ SEC_UPSTREAM, "route", K_ROUTE, OFF(routes), 0, 0, F_LIST | F_EMPTY_LIST },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -582,6 +591,10 @@ static void list_item(struct parse *p, const struct key *k, const char *item)
 			p->oom = 1;
 		return;
 	}
+	case K_PARENT:
+		if (route_table_add_parent(&p->cfg->routes, item, err, sizeof(err)) != FERRY_OK)
+			key_error(p, k, "%s", err);
+		return;
 	case K_DOMAINS_ALLOW:
 	case K_DOMAINS_DENY:
 		if (domains_add(&p->cfg->domains, k->kind == K_DOMAINS_ALLOW, item, p->name,
@@ -913,6 +926,13 @@ static int on_value(void *user, const char *section, const char *name, const cha
 					  "first %s line", k->name);
 			return 1;
 		}
+		if (k->kind == K_ROUTE) {
+			/* "MATCH TARGET..." is one rule, not a list of items */
+			char err[256];
+			if (route_table_add_rule(&p->cfg->routes, value, p->line, err, sizeof(err)) != FERRY_OK)
+				key_error(p, k, "%s", err);
+			return 1;
+		}
 		list_value(p, k, value);
 		return 1;
 	}
@@ -961,7 +981,7 @@ static void section_line(struct parse *p, const char *s, size_t len)
 		}
 	}
 	report(p, p->line, "unknown section [%.*s] (known: [server] [timeouts] [limits] "
-	       "[access] [auth] [log] [admin] [dns])", (int)(end - name), name);
+	       "[access] [auth] [log] [admin] [dns] [upstream])", (int)(end - name), name);
 }
 
 /* Where a "key = value" line has its first '=', ':' or inline comment (';' after a blank),
@@ -1290,6 +1310,8 @@ static void finish(struct parse *p)
 
 	cfg->processes = resolve_auto(cfg->processes);
 	cfg->threads = resolve_auto(cfg->threads);
+	if (route_table_prepare(&cfg->routes, cfg->threads) != FERRY_OK)
+		p->oom = 1;
 
 	if (cfg->via_name == NULL && cfg->nlisten > 0) {
 		char host[HOST_NAME_MAX + 1], via[HOST_NAME_MAX + 16];
@@ -1300,6 +1322,11 @@ static void finish(struct parse *p)
 		if ((cfg->via_name = strdup(via)) == NULL)
 			p->oom = 1;
 	}
+
+	if (cfg->proxy_protocol && cfg->proxy_protocol_from.n == 0)
+		report(p, seen_line(p, SEC_SERVER, "proxy_protocol"),
+		       "[server] proxy_protocol = yes needs proxy_protocol_from (the addresses of "
+		       "the load balancers allowed to send the header)");
 
 	if (seen_line(p, SEC_ACCESS, "block_destinations") == 0)
 		block_own_addresses(p);
@@ -1406,6 +1433,8 @@ void config_free(struct config *cfg)
 	cidr_list_free(&cfg->deny);
 	port_list_free(&cfg->connect_ports);
 	cidr_list_free(&cfg->block_destinations);
+	cidr_list_free(&cfg->proxy_protocol_from);
+	route_table_free(&cfg->routes);
 	free(cfg->htpasswd);
 	free(cfg->realm);
 	domains_free(&cfg->domains);

@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "domains.h"
+#include "route.h"
 
 struct auth_db;
 
@@ -38,6 +39,9 @@ struct config {
 	char *pidfile;        /* default NULL: none */
 	char *user, *group;   /* default NULL: keep */
 	char *via_name;       /* default: "HOSTNAME:PORT" of the first listener */
+	int proxy_protocol;   /* default no: listeners expect a PROXY v1/v2 header first */
+	struct cidr_list proxy_protocol_from; /* who may send it; default empty (required
+						 with proxy_protocol = yes) */
 
 	/* [timeouts], stored in milliseconds; written in seconds (decimals allowed: 0.5) */
 	unsigned request_header_ms; /* default 30 s */
@@ -85,6 +89,10 @@ struct config {
 	char *dns_servers;    /* "IP:PORT,[IPv6]:PORT" for ares_set_servers_ports_csv; default
 				 NULL: the servers of /etc/resolv.conf */
 	unsigned dns_cache_size; /* names kept per worker; default 4096, 0: no cache */
+
+	/* [upstream] */
+	struct route_table routes; /* parent = URL... (the default target), route = MATCH
+				      TARGET... rules; default: everything direct */
 };
 
 /* Receives each error line, already formatted without a trailing newline:

@@ -26,6 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "acl.h"
 #include "auth.h"
 #include "clients.h"
@@ -35,6 +36,9 @@
 #include "forward.h"
 #include "http_parse.h"
 #include "log.h"
+#include "proxyproto.h"
+#include "route.h"
+#include "socks5.h"
 #include "status.h"
 #include "upstream.h"
 
@@ -42,7 +46,9 @@
  * shut down and what the client still sends is read and dropped until it closes or LINGER_MS
  * pass: closing with unread input would send a reset that can destroy the answer before the
  * client reads it. Every close after a normal HTTP exchange goes through it too. */
-enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING };
+enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, CS_CLOSING,
+	CS_PROXY /* [server] proxy_protocol: waiting for the PROXY header */,
+	CS_PARENT /* the handshake with a parent proxy (CONNECT, SOCKS5) */ };
 
 /* where the response is */
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
@@ -53,6 +59,18 @@ struct conn_connect {
 	int next; /* index of the next address to try */
 	int last_errno;
 	int blocked; /* addresses skipped because block_destinations holds them */
+};
+
+/* A destination routed through parent proxies ([upstream], route.c): which parent is being
+ * tried, why the ones before failed, and the handshake with it. */
+struct conn_parent {
+	const struct route_target *target;
+	const struct route_parent *p; /* being tried */
+	int pos;                      /* its position in target */
+	char why[300];                /* the last failure, for the 502 */
+	struct forward_abs abs;       /* absolute-form edits in uout (HTTP parents) */
+	unsigned applied : 1;
+	struct socks5_client socks;
 };
 
 struct conn {
@@ -105,6 +123,7 @@ struct conn {
 	struct http_chunked resp_ck;
 
 	struct conn_connect *cx;
+	struct conn_parent *par;           /* through a parent proxy, or NULL (direct) */
 	union upstream_addr uaddr;         /* where ufd goes (the pool's key, with host and port) */
 	uint16_t port;
 	char host[UPSTREAM_HOST_MAX];
@@ -213,6 +232,7 @@ static void conn_close(struct conn *c, int reset)
 	}
 	conn_free_connect(c);
 	conn_close_upstream(c);
+	free(c->par);
 	timer_disarm(&c->timer);
 	loop_del_closing(w->loop, c->fd);
 	if (reset) {
@@ -722,10 +742,67 @@ static int conn_step_head(struct conn *c)
 	}
 }
 
+/* ---- PROXY protocol ---- */
+
+/* CS_PROXY: the connection came from a trusted balancer (the acceptor checked
+ * proxy_protocol_from); read its PROXY header, take the client address from it, then run the
+ * client check the acceptor skipped (ACL, per_client) with that address. A bad or truncated
+ * header closes the connection: there is nobody to answer in HTTP. */
+static int conn_step_proxy(struct conn *c)
+{
+	struct worker *w = c->w;
+	for (;;) {
+		if (c->cin && buf_len(c->cin) > 0) {
+			struct proxyproto_result pr;
+			int r = proxyproto_parse(buf_pos(c->cin), buf_len(c->cin), &pr);
+			if (r == FERRY_ERR) {
+				log_debug("closing a connection from the balancer: %s", pr.error);
+				conn_close(c, 0);
+				return -1;
+			}
+			if (r > 0) {
+				c->cin->start += (uint32_t)r;
+				if (!pr.local)
+					c->peer = pr.src;
+				int counted = 0;
+				int deny = acceptor_client_check(w->cfg, w->clients, (const struct sockaddr *)&c->peer,
+								 &counted);
+				c->counted = counted != 0;
+				c->state = CS_HEAD;
+				c->got_bytes = 0;
+				conn_set_timer(c, w->tl_request_header);
+				if (deny)
+					conn_error(c, deny, deny == 429 ? "too many connections from this address"
+									: "client address not allowed");
+				return 1;
+			}
+		}
+		if (!c->crd)
+			return 0;
+		ssize_t n = conn_read(c, c->fd, &c->cin, &c->crd, 0);
+		if (n == FERRY_AGAIN)
+			return 0;
+		if (n == 0 || n == FERRY_ERR) {
+			conn_close(c, 0);
+			return -1;
+		}
+	}
+}
+
 /* ---- DNS and connect ---- */
 
 static void conn_connect_next(struct conn *c);
 static void conn_use_addresses(struct conn *c);
+static void conn_upstream_ready(struct conn *c);
+static const char *conn_pool_key(const struct conn *c, uint16_t *port);
+static int conn_parent_apply(struct conn *c);
+static void conn_parent_failed(struct conn *c, const char *why);
+static void conn_parent_resolve(struct conn *c);
+static int conn_route(struct conn *c);
+static int conn_parent_begin(struct conn *c);
+static size_t conn_parent_pending(const struct conn *c);
+static int conn_step_parent(struct conn *c);
+static void conn_parent_broken(struct conn *c, const char *why);
 
 /* The name is resolved (answers are cached per worker, so this is usually immediate): reuse
  * a warm connection to one of its addresses, or connect. A retry always connects afresh, and
@@ -733,9 +810,16 @@ static void conn_use_addresses(struct conn *c);
 static void conn_use_addresses(struct conn *c)
 {
 	struct worker *w = c->w;
-	if (!c->is_connect && !c->retried) {
-		int fd = upstream_pool_get(&w->pool, c->host, strlen(c->host), c->port, c->cx->res.addrs,
+	uint16_t kport;
+	const char *key = conn_pool_key(c, &kport);
+	if (!c->is_connect && !c->retried && key != NULL) {
+		int fd = upstream_pool_get(&w->pool, key, strlen(key), kport, c->cx->res.addrs,
 					   c->cx->res.naddrs, &c->uaddr);
+		if (fd >= 0 && c->par != NULL && conn_parent_apply(c) != FERRY_OK) {
+			upstream_pool_put(&w->pool, fd, key, strlen(key), kport, &c->uaddr);
+			conn_error(c, 500, "out of memory");
+			return;
+		}
 		if (fd >= 0) {
 			/* still registered for LOOP_READ: only its handler changes (no system call),
 			 * and the request is written at once rather than after a writability event */
@@ -758,6 +842,14 @@ static void conn_on_resolved(void *arg, int status, const struct dns_result *res
 {
 	struct conn *c = arg;
 	c->cx->query = NULL;
+	if (status != FERRY_OK && c->par != NULL) {
+		char why[200];
+		snprintf(why, sizeof(why), "cannot resolve it: %s", res->error ? res->error : "error");
+		conn_parent_failed(c, why);
+		conn_parent_resolve(c);
+		conn_run(c);
+		return;
+	}
 	if (status != FERRY_OK) {
 		char msg[320];
 		snprintf(msg, sizeof(msg), "%s %s", res->error ? res->error : "cannot resolve", c->host);
@@ -783,6 +875,8 @@ static void conn_start_connect(struct conn *c)
 	}
 	c->state = CS_RESOLVE;
 	conn_set_timer(c, w->tl_connect);
+	if (conn_route(c))
+		return; /* through a parent: resolving the parent instead, or answered */
 	int r = dns_resolve(w->dns, c->host, c->port, conn_on_resolved, c, &c->cx->res, &c->cx->query);
 	if (r == FERRY_AGAIN)
 		return;
@@ -809,7 +903,8 @@ static void conn_connect_next(struct conn *c)
 	while (cx->next < cx->res.naddrs) {
 		int i = cx->next++;
 		const struct sockaddr *sa = (const struct sockaddr *)&cx->res.addrs[i];
-		if (cidr_list_match(&w->cfg->block_destinations, sa)) {
+		/* a parent's addresses are the operator's choice, not a destination */
+		if (c->par == NULL && cidr_list_match(&w->cfg->block_destinations, sa)) {
 			cx->blocked++;
 			continue;
 		}
@@ -830,6 +925,11 @@ static void conn_connect_next(struct conn *c)
 		conn_set_timer(c, w->tl_connect);
 		return;
 	}
+	if (c->par != NULL) {
+		conn_parent_failed(c, strerror(cx->last_errno ? cx->last_errno : ECONNREFUSED));
+		conn_parent_resolve(c);
+		return;
+	}
 	char msg[400];
 	int status = 502;
 	if (cx->blocked == cx->res.naddrs) {
@@ -848,7 +948,6 @@ static void conn_connect_next(struct conn *c)
 /* The non-blocking connect finished (or failed). */
 static void conn_connected(struct conn *c)
 {
-	struct worker *w = c->w;
 	int r = upstream_connect_result(c->ufd);
 	if (r == FERRY_AGAIN)
 		return; /* a stale event for an earlier fd with this number */
@@ -858,6 +957,15 @@ static void conn_connected(struct conn *c)
 		return;
 	}
 	conn_free_connect(c);
+	if (c->par != NULL && conn_parent_begin(c))
+		return; /* a handshake first (CS_PARENT) */
+	conn_upstream_ready(c);
+}
+
+/* Connected to the origin (or through a parent): relay. */
+static void conn_upstream_ready(struct conn *c)
+{
+	struct worker *w = c->w;
 	c->uwr = 1;
 	if (c->is_connect) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -876,6 +984,311 @@ static void conn_connected(struct conn *c)
 	}
 	c->state = CS_HTTP;
 	conn_set_timer(c, w->tl_upstream_idle);
+}
+
+/* ---- parent proxies ([upstream], doc/chaining.md) ---- */
+
+/* The upstream pool's key for this connection: the destination when direct, the parent for
+ * an HTTP parent (whose connections carry requests for any destination), NULL when it must not
+ * be pooled (a SOCKS5 tunnel is bound to one destination). */
+static const char *conn_pool_key(const struct conn *c, uint16_t *port)
+{
+	if (c->par == NULL) {
+		*port = c->port;
+		return c->host;
+	}
+	if (c->par->p == NULL || c->par->p->kind != ROUTE_HTTP)
+		return NULL;
+	*port = c->par->p->port;
+	return c->par->p->label;
+}
+
+/* Take the absolute-form edits out of uout again (another parent, a retry). */
+static void conn_parent_unapply(struct conn *c)
+{
+	if (c->par != NULL && c->par->applied && c->uout != NULL) {
+		size_t len = c->uout->end;
+		forward_head_from_absolute(c->uout->data, &len, &c->par->abs);
+		c->uout->end = (uint32_t)len;
+	}
+	if (c->par != NULL)
+		c->par->applied = 0;
+}
+
+/* A request (not CONNECT) through an HTTP parent goes in absolute-form, with the parent's
+ * credentials (the client's Proxy-Authorization was never forwarded: hop-by-hop). */
+static int conn_parent_apply(struct conn *c)
+{
+	struct conn_parent *cp = c->par;
+	conn_parent_unapply(c);
+	if (c->is_connect || cp->p->kind != ROUTE_HTTP || c->uout == NULL)
+		return FERRY_OK;
+	size_t len = buf_len(c->uout); /* the head starts at 0: nothing was sent yet */
+	size_t need = len + forward_absolute_growth(c->uout->data, len, cp->p->auth_header);
+	if (need > c->uout->cap && buf_grow(&c->w->bufs, &c->uout, (uint32_t)need) != FERRY_OK)
+		return FERRY_ERR;
+	if (forward_head_to_absolute(c->uout->data, &len, c->uout->cap, cp->p->auth_header, &cp->abs) !=
+	    FERRY_OK)
+		return FERRY_ERR;
+	c->uout->end = (uint32_t)len;
+	cp->applied = 1;
+	return FERRY_OK;
+}
+
+/* The parent being tried failed (resolving, connecting, or in the handshake): remember why
+ * for the 502, and have this worker skip it for ROUTE_SKIP_MS. */
+static void conn_parent_failed(struct conn *c, const char *why)
+{
+	struct worker *w = c->w;
+	struct conn_parent *cp = c->par;
+	snprintf(cp->why, sizeof(cp->why), "parent %s: %s", cp->p->label, why);
+	route_parent_failed(&w->cfg->routes, cp->p, w->id, loop_now(w->loop));
+	log_warn("%s (skipped for %d s)", cp->why, ROUTE_SKIP_MS / 1000);
+}
+
+/* Resolve the next parent to try (the parent's name, never the destination's), or answer
+ * 502 when none is left. */
+static void conn_parent_resolve(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn_parent *cp = c->par;
+	for (;;) {
+		const struct route_parent *p = route_next(&w->cfg->routes, cp->target, w->id, loop_now(w->loop),
+							  &cp->pos);
+		if (p == NULL) {
+			char msg[400];
+			if (cp->target->n > 1)
+				snprintf(msg, sizeof(msg), "no parent proxy could be reached (last: %s)", cp->why);
+			else
+				snprintf(msg, sizeof(msg), "%s", cp->why);
+			conn_error(c, 502, msg);
+			return;
+		}
+		cp->p = p;
+		if (c->cx == NULL && (c->cx = calloc(1, sizeof(*c->cx))) == NULL) {
+			conn_error(c, 500, "out of memory");
+			return;
+		}
+		if (c->cx->query)
+			dns_cancel(c->cx->query);
+		memset(c->cx, 0, sizeof(*c->cx));
+		c->state = CS_RESOLVE;
+		conn_set_timer(c, w->tl_connect);
+		int r = dns_resolve(w->dns, p->host, p->port, conn_on_resolved, c, &c->cx->res, &c->cx->query);
+		if (r == FERRY_AGAIN)
+			return;
+		if (r == FERRY_ERR) {
+			char why[200];
+			snprintf(why, sizeof(why), "cannot resolve it: %s", c->cx->res.error ? c->cx->res.error : "error");
+			conn_parent_failed(c, why);
+			continue;
+		}
+		c->cx->next = 0;
+		conn_use_addresses(c);
+		return;
+	}
+}
+
+/* Before resolving: does a route send this destination through parents? Returns 0 for
+ * direct (the caller resolves the destination), 1 when a parent is being resolved or the
+ * request was answered. */
+static int conn_route(struct conn *c)
+{
+	struct worker *w = c->w;
+	const struct route_table *t = &w->cfg->routes;
+	if (c->par != NULL) {
+		/* left by the previous request, or this one's before a retry: start over (a retry's
+		 * head goes back to origin-form first; a new request's head never had the edits) */
+		if (c->retried)
+			conn_parent_unapply(c);
+		free(c->par);
+		c->par = NULL;
+	}
+	if (t->nrules == 0 && !route_table_active(t))
+		return 0;
+	const struct route_target *tg = route_match(t, c->host);
+	if (tg->direct)
+		return 0;
+	/* ferry does not resolve the destination when a parent does: block_destinations can only
+	 * judge a destination written as an address (doc/chaining.md) */
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	if ((inet_pton(AF_INET, c->host, &in4->sin_addr) == 1 && (in4->sin_family = AF_INET)) ||
+	    (inet_pton(AF_INET6, c->host, &in6->sin6_addr) == 1 && (in6->sin6_family = AF_INET6))) {
+		if (cidr_list_match(&w->cfg->block_destinations, (const struct sockaddr *)&ss)) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "destination %s is blocked by block_destinations", c->host);
+			conn_error(c, 403, msg);
+			return 1;
+		}
+	}
+	c->par = calloc(1, sizeof(*c->par));
+	if (c->par == NULL) {
+		conn_error(c, 500, "out of memory");
+		return 1;
+	}
+	c->par->target = tg;
+	c->par->pos = -1;
+	conn_parent_resolve(c);
+	return 1;
+}
+
+/* Connected to a parent. Returns 0 when the request can go at once (an HTTP parent takes it
+ * in absolute-form), 1 when a handshake comes first (CS_PARENT) or the request was answered. */
+static int conn_parent_begin(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn_parent *cp = c->par;
+	if (cp->p->kind == ROUTE_HTTP && !c->is_connect) {
+		route_parent_ok(&w->cfg->routes, cp->p, w->id);
+		if (conn_parent_apply(c) != FERRY_OK) {
+			conn_error(c, 500, "out of memory");
+			return 1;
+		}
+		return 0;
+	}
+	if (cp->p->kind == ROUTE_HTTP) {
+		if (conn_buf(c, &c->uout) == NULL) {
+			conn_error(c, 500, "out of memory");
+			return 1;
+		}
+		ssize_t n = forward_connect_head(c->host, strchr(c->host, ':') != NULL, c->port,
+						 cp->p->auth_header, w->cfg->via_name, c->uout->data, c->uout->cap);
+		if (n < 0) {
+			conn_error(c, 500, "CONNECT request for the parent too large");
+			return 1;
+		}
+		c->uout->start = 0;
+		c->uout->end = (uint32_t)n;
+	} else if (socks5_start(&cp->socks, cp->p->user, cp->p->pass, c->host, c->port) != FERRY_OK) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "parent %s: %s", cp->p->label, cp->socks.error);
+		conn_error(c, 502, msg);
+		return 1;
+	}
+	c->uscanned = 0;
+	c->state = CS_PARENT;
+	c->uwr = 1;
+	c->urd = 0;
+	conn_set_timer(c, w->tl_connect);
+	return 1;
+}
+
+static size_t conn_parent_pending(const struct conn *c)
+{
+	if (c->par->p->kind == ROUTE_SOCKS5)
+		return socks5_pending(&c->par->socks);
+	return c->uout ? buf_len(c->uout) : 0;
+}
+
+/* The parent went away or stalled in the handshake: try the next one. The request head
+ * (plain HTTP over SOCKS5) is kept for it. */
+static void conn_parent_broken(struct conn *c, const char *why)
+{
+	conn_parent_failed(c, why);
+	struct buf *keep = NULL;
+	if (!c->is_connect) {
+		keep = c->uout;
+		c->uout = NULL;
+	}
+	conn_close_upstream(c);
+	c->uout = keep;
+	c->uscanned = 0;
+	conn_parent_resolve(c);
+}
+
+/* The parent answered, but not with a tunnel: that is its answer about this destination (no
+ * other parent is tried), as a 502 naming it. */
+static int conn_parent_refused(struct conn *c, const char *what)
+{
+	char msg[700];
+	snprintf(msg, sizeof(msg), "parent %s %s", c->par->p->label, what);
+	conn_error(c, 502, msg);
+	return 1;
+}
+
+/* CS_PARENT: send the handshake (CONNECT to an HTTP parent, or SOCKS5), read the answer. */
+static int conn_step_parent(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn_parent *cp = c->par;
+	int socks = cp->p->kind == ROUTE_SOCKS5;
+	int progress = 0;
+
+	size_t n = conn_parent_pending(c);
+	if (c->uwr && n > 0) {
+		const void *p = socks ? (const void *)cp->socks.out : (const void *)buf_pos(c->uout);
+		ssize_t k = send(c->ufd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_parent_broken(c, strerror(errno));
+			return 1;
+		}
+		if (k < 0 || (size_t)k < n)
+			c->uwr = 0;
+		if (k > 0) {
+			if (socks)
+				socks5_sent(&cp->socks, (size_t)k);
+			else
+				c->uout->start += (uint32_t)k;
+			progress = 1;
+		}
+	}
+	if (c->urd) {
+		ssize_t r = conn_read(c, c->ufd, &c->uin, &c->urd, 0);
+		if (r == 0 || r == FERRY_ERR) {
+			conn_parent_broken(c, r == 0 ? "closed the connection in the handshake"
+						     : "reset the connection in the handshake");
+			return 1;
+		}
+		if (r > 0)
+			progress = 1;
+	}
+	if (c->uin == NULL || buf_len(c->uin) == 0)
+		return progress;
+	if (socks) {
+		if (socks5_pending(&cp->socks) > 0)
+			return progress;
+		size_t used = 0;
+		int r = socks5_input(&cp->socks, (const uint8_t *)buf_pos(c->uin), buf_len(c->uin), &used);
+		c->uin->start += (uint32_t)used;
+		if (r == FERRY_ERR) {
+			char what[400];
+			snprintf(what, sizeof(what), "refused the connection to %s port %u: %s", c->host,
+				 (unsigned)c->port, cp->socks.error);
+			return conn_parent_refused(c, what);
+		}
+		if (r == FERRY_AGAIN)
+			return progress || used > 0;
+	} else {
+		struct http_head h;
+		memset(&h, 0, sizeof(h));
+		h.fields = w->fields;
+		int r = http_parse_response(buf_pos(c->uin), buf_len(c->uin), &c->uscanned, &w->limits, 0, 1, &h);
+		if (r == FERRY_AGAIN) {
+			if (conn_head_room(c, &c->uin) != FERRY_OK)
+				return conn_parent_refused(c, "sent a CONNECT reply too large");
+			return progress;
+		}
+		if (r == FERRY_ERR)
+			return conn_parent_refused(c, "sent an invalid reply to CONNECT");
+		c->uscanned = 0;
+		if (h.status == 407)
+			return conn_parent_refused(c, "requires proxy authentication (407): check the "
+						      "credentials in its URL");
+		if (h.status / 100 != 2) {
+			char what[400];
+			snprintf(what, sizeof(what), "refused CONNECT to %s port %u: %d %s", c->host,
+				 (unsigned)c->port, h.status, forward_reason(h.status));
+			return conn_parent_refused(c, what);
+		}
+		c->uin->start += (uint32_t)h.head_len; /* what follows is the tunnel's */
+		conn_release_if_empty(c, &c->uout);
+	}
+	route_parent_ok(&w->cfg->routes, cp->p, w->id);
+	conn_upstream_ready(c);
+	return 1;
 }
 
 /* ---- errors ---- */
@@ -1104,6 +1517,14 @@ static int conn_parse_response(struct conn *c)
 			c->uin->start += (uint32_t)h.head_len;
 			continue;
 		}
+		if (h.status == 407 && c->par != NULL) {
+			/* the parent's challenge is about ferry's credentials, not the client's */
+			char msg[400];
+			snprintf(msg, sizeof(msg), "parent %s requires proxy authentication (407): check the "
+				 "credentials in its URL", c->par->p->label);
+			conn_error(c, 502, msg);
+			return FERRY_ERR;
+		}
 		const char *why = conn_begin_response(c, &h);
 		if (why != NULL) {
 			conn_error(c, 502, why);
@@ -1188,9 +1609,11 @@ static int conn_finish_response(struct conn *c)
 {
 	struct worker *w = c->w;
 	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
-	if (c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
+	uint16_t kport;
+	const char *key = conn_pool_key(c, &kport);
+	if (key != NULL && c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
 	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping && (!c->uout || buf_len(c->uout) == 0)) {
-		upstream_pool_put(&w->pool, c->ufd, c->host, strlen(c->host), c->port, &c->uaddr);
+		upstream_pool_put(&w->pool, c->ufd, key, strlen(key), kport, &c->uaddr);
 		c->ufd = -1;
 	}
 	conn_close_upstream(c);
@@ -1548,12 +1971,18 @@ static void conn_update_events(struct conn *c)
 	int cev = 0, uev = 0;
 	switch (c->state) {
 	case CS_HEAD:
+	case CS_PROXY:
 		cev = LOOP_READ;
 		break;
 	case CS_RESOLVE:
 		break;
 	case CS_CONNECT:
 		uev = LOOP_WRITE;
+		break;
+	case CS_PARENT:
+		uev = LOOP_READ;
+		if (conn_parent_pending(c) > 0)
+			uev |= LOOP_WRITE;
 		break;
 	case CS_HTTP:
 		if (!c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0))
@@ -1611,6 +2040,12 @@ static void conn_run(struct conn *c)
 			break;
 		case CS_CLOSING:
 			r = conn_step_error(c);
+			break;
+		case CS_PROXY:
+			r = conn_step_proxy(c);
+			break;
+		case CS_PARENT:
+			r = conn_step_parent(c);
 			break;
 		default:
 			r = 0;
@@ -1678,6 +2113,9 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		c->cx->last_errno = ETIMEDOUT;
 		conn_connect_next(c);
 		break;
+	case CS_PARENT:
+		conn_parent_broken(c, "timed out in the handshake");
+		break;
 	case CS_HTTP:
 		if (c->resp_head_sent) {
 			conn_close(c, 1);
@@ -1687,6 +2125,7 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		break;
 	case CS_TUNNEL:
 	case CS_CLOSING:
+	case CS_PROXY: /* no (whole) header within request_header: nobody to answer */
 		conn_close(c, 0);
 		return;
 	}
@@ -1722,6 +2161,15 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 	}
 	c->cev = LOOP_READ;
 	c->cwr = 1;
+	if (w->cfg->proxy_protocol) {
+		/* the acceptor only checked that the balancer may connect: who the client is comes
+		 * in the header (conn_step_proxy) */
+		c->state = CS_PROXY;
+		conn_set_timer(c, w->tl_request_header);
+		c->crd = 1;
+		conn_run(c);
+		return;
+	}
 	if (h->deny_status) {
 		conn_error(c, h->deny_status, h->deny_status == 429 ? "too many connections from this address"
 								    : "client address not allowed");
@@ -1744,7 +2192,8 @@ void conn_drain_idle(struct worker *w)
 		char byte;
 		/* idle means nothing sent: a request already in the socket but not read yet (the
 		 * client sent it just before the stop) is in flight and gets its answer */
-		if (c->state == CS_HEAD && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0) &&
+		if ((c->state == CS_HEAD || c->state == CS_PROXY) && !c->got_bytes &&
+		    (!c->cin || buf_len(c->cin) == 0) &&
 		    recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
 			conn_close(c, 0);
 		else

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "status.h"
 
 /* Fields that only mean something on one hop (RFC 9110 section 7.6.1); Connection may name
  * more. Checked by length first: this runs for every field of every message. */
@@ -193,6 +194,104 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	}
 	if (upgrade)
 		puts_(&o, "Connection: upgrade\r\n");
+	put_via(&o, via_name);
+	put(&o, "\r\n", 2);
+	return o.overflow ? -1 : (ssize_t)(o.p - out);
+}
+
+/* The Host value on the second line of a head forward_request_head wrote. */
+static int head_host(const char *head, size_t len, const char **v, size_t *vl, size_t *line_end)
+{
+	const char *eol = memchr(head, '\r', len);
+	if (eol == NULL || (size_t)(eol - head) + 8 > len || memcmp(eol, "\r\nHost: ", 8) != 0)
+		return FERRY_ERR;
+	const char *hv = eol + 8;
+	const char *he = memchr(hv, '\r', len - (size_t)(hv - head));
+	if (he == NULL)
+		return FERRY_ERR;
+	*v = hv;
+	*vl = (size_t)(he - hv);
+	*line_end = (size_t)(eol - head);
+	return FERRY_OK;
+}
+
+size_t forward_absolute_growth(const char *head, size_t len, const char *extra)
+{
+	const char *v;
+	size_t vl, le;
+	if (head_host(head, len, &v, &vl, &le) != FERRY_OK)
+		return 0;
+	return 7 + vl + (extra ? strlen(extra) : 0);
+}
+
+int forward_head_to_absolute(char *head, size_t *len, size_t cap, const char *extra,
+			     struct forward_abs *undo)
+{
+	const char *v;
+	size_t vl, le, n = *len;
+	memset(undo, 0, sizeof(*undo));
+	if (head_host(head, n, &v, &vl, &le) != FERRY_OK)
+		return FERRY_ERR;
+	const char *sp = memchr(head, ' ', le);
+	if (sp == NULL)
+		return FERRY_ERR;
+	size_t el = extra ? strlen(extra) : 0;
+	if (n + 7 + vl + el > cap)
+		return FERRY_ERR;
+	char host[300];
+	if (vl >= sizeof(host))
+		return FERRY_ERR;
+	memcpy(host, v, vl);
+	size_t at = (size_t)(sp - head) + 1;
+	memmove(head + at + 7 + vl, head + at, n - at);
+	memcpy(head + at, "http://", 7);
+	memcpy(head + at + 7, host, vl);
+	n += 7 + vl;
+	undo->target_at = at;
+	undo->target_len = 7 + vl;
+	if (el > 0) {
+		size_t x = le + 7 + vl + 2; /* after the request line's CRLF */
+		memmove(head + x + el, head + x, n - x);
+		memcpy(head + x, extra, el);
+		n += el;
+		undo->extra_at = x;
+		undo->extra_len = el;
+	}
+	*len = n;
+	return FERRY_OK;
+}
+
+void forward_head_from_absolute(char *head, size_t *len, const struct forward_abs *undo)
+{
+	size_t n = *len;
+	if (undo->extra_len > 0) {
+		memmove(head + undo->extra_at, head + undo->extra_at + undo->extra_len,
+			n - undo->extra_at - undo->extra_len);
+		n -= undo->extra_len;
+	}
+	if (undo->target_len > 0) {
+		memmove(head + undo->target_at, head + undo->target_at + undo->target_len,
+			n - undo->target_at - undo->target_len);
+		n -= undo->target_len;
+	}
+	*len = n;
+}
+
+ssize_t forward_connect_head(const char *host, int ip6, unsigned port, const char *extra,
+			     const char *via_name, char *out, size_t cap)
+{
+	char hp[300];
+	int k = snprintf(hp, sizeof(hp), ip6 ? "[%s]:%u" : "%s:%u", host, port);
+	if (k < 0 || (size_t)k >= sizeof(hp))
+		return -1;
+	struct out o = { out, out + cap, 0 };
+	puts_(&o, "CONNECT ");
+	puts_(&o, hp);
+	puts_(&o, " HTTP/1.1\r\nHost: ");
+	puts_(&o, hp);
+	puts_(&o, "\r\n");
+	if (extra)
+		puts_(&o, extra);
 	put_via(&o, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);

@@ -22,6 +22,30 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 			     const char *via_name, int upgrade, long long max_forwards, char *out,
 			     size_t cap);
 
+/* What forward_head_to_absolute inserted, so that forward_head_from_absolute can take it out. */
+struct forward_abs {
+	size_t target_at, target_len; /* "http://HOST" before the path */
+	size_t extra_at, extra_len;   /* the extra field line after the request line */
+};
+
+/* Turn a head written by forward_request_head (origin-form, Host on the second line) into
+ * the absolute form an HTTP parent proxy expects: "METHOD http://HOST/PATH HTTP/1.1", with
+ * extra (a CRLF-terminated field line such as the parent's Proxy-Authorization; NULL for
+ * none) right after the request line. Edits head[0..*len) in place within cap. FERRY_OK, or
+ * FERRY_ERR when cap is too small or the head is not one forward_request_head wrote. */
+int forward_head_to_absolute(char *head, size_t *len, size_t cap, const char *extra,
+			     struct forward_abs *undo);
+/* Bytes forward_head_to_absolute needs beyond the head (an upper bound). */
+size_t forward_absolute_growth(const char *head, size_t len, const char *extra);
+/* Undo forward_head_to_absolute (for another parent, or a direct retry). */
+void forward_head_from_absolute(char *head, size_t *len, const struct forward_abs *undo);
+
+/* Write "CONNECT host:port HTTP/1.1" for a parent proxy: Host, extra (NULL or a CRLF-terminated
+ * field line), Via. host without brackets (ip6: add them). Returns the length, or -1 when cap
+ * is too small. */
+ssize_t forward_connect_head(const char *host, int ip6, unsigned port, const char *extra,
+			     const char *via_name, char *out, size_t cap);
+
 /* Max-Forwards of a TRACE or OPTIONS request (RFC 9110 section 7.6.2): -1 when absent or the
  * method is another one, -2 when malformed, else the value (capped). */
 long long forward_max_forwards(const struct http_head *h);

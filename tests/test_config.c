@@ -1451,14 +1451,14 @@ START_TEST(unknown_section_and_key)
 	ck_assert_msg(e.n == 4, "%s", all_errs(&e));
 	ck_assert_str_eq(e.msg[0], "t: line 2: [server] lisen: unknown key");
 	ck_assert_str_eq(e.msg[1], "t: line 3: unknown section [proxy] (known: [server] "
-			 "[timeouts] [limits] [access] [auth] [log] [admin] [dns])");
+			 "[timeouts] [limits] [access] [auth] [log] [admin] [dns] [upstream])");
 	ck_assert_str_eq(e.msg[2], "t: line 8: [log] colour: unknown key");
 	ck_assert_str_eq(e.msg[3], "t: line 10: [admin] port: unknown key");
 	/* A key of one section in another is unknown there. */
 	expect_error("[timeouts]\nbacklog = 5\n", "t: line 2: [timeouts] backlog: unknown key");
 	/* An empty section name is unknown too. */
 	expect_error("[]\n", "t: line 1: unknown section [] (known: [server] [timeouts] [limits] "
-		     "[access] [auth] [log] [admin] [dns])");
+		     "[access] [auth] [log] [admin] [dns] [upstream])");
 }
 END_TEST
 
@@ -1566,7 +1566,7 @@ START_TEST(all_errors_reported)
 			 "(0.001..86400 seconds)");
 	ck_assert_str_eq(e.msg[4], "t: line 9: [timeouts] idle: unknown key");
 	ck_assert_str_eq(e.msg[5], "t: line 10: unknown section [acess] (known: [server] "
-			 "[timeouts] [limits] [access] [auth] [log] [admin] [dns])");
+			 "[timeouts] [limits] [access] [auth] [log] [admin] [dns] [upstream])");
 	ck_assert_str_eq(e.msg[6], "t: line 13: [access] allow: '10.0.0.1/8': host bits set "
 			 "beyond the /8 prefix (did you mean 10.0.0.0/8?)");
 	ck_assert_str_eq(e.msg[7], "t: line 15: [limits] request_line (70000) must not be larger "
