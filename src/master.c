@@ -463,6 +463,23 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		fprintf(stderr, "ferry: %s\n", err);
 		goto out;
 	}
+	/* the counters every child writes; slots for the children of two generations and more,
+	 * since retiring children keep theirs until they exit. The admin socket is bound before
+	 * the listeners: once the proxy port answers, so does /status. */
+	m.generation = 1;
+	m.stats = stats_create(4 * cfg->processes + 4);
+	if (m.stats == NULL) {
+		fprintf(stderr, "ferry: mmap (shared counters): %s\n", strerror(errno));
+		goto out;
+	}
+	{
+		int failed = 0;
+		m.admin = admin_create(cfg, m.stats, err, sizeof(err), &failed);
+		if (failed) {
+			fprintf(stderr, "ferry: %s\n", err);
+			goto out;
+		}
+	}
 	m.nslots = cfg->processes;
 	m.fds = calloc((size_t)m.nslots, sizeof(*m.fds));
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
@@ -483,22 +500,6 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		fprintf(stderr, "ferry: %s: %s\n",
 			config_where(cfg, "server", cfg->user ? "user" : "group", where, sizeof(where)), err);
 		goto out;
-	}
-	/* the counters every child writes; slots for the children of two generations and more,
-	 * since retiring children keep theirs until they exit */
-	m.generation = 1;
-	m.stats = stats_create(4 * cfg->processes + 4);
-	if (m.stats == NULL) {
-		fprintf(stderr, "ferry: mmap (shared counters): %s\n", strerror(errno));
-		goto out;
-	}
-	{
-		int failed = 0;
-		m.admin = admin_create(cfg, m.stats, err, sizeof(err), &failed);
-		if (failed) {
-			fprintf(stderr, "ferry: %s\n", err);
-			goto out;
-		}
 	}
 	if (cfg->daemon && !opts->foreground) {
 		ready_fd = master_daemonize();
