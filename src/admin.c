@@ -3,7 +3,13 @@
  * One request per connection (Connection: close), GET or HEAD, heads up to 4 KiB, 5 s per
  * connection, at most ADMIN_MAX_CLIENTS at once (more wait in the backlog). Everything is
  * non-blocking and multiplexed with poll(2), so a slow or silent client holds up nobody. A
- * scrape reads the shared counters with relaxed loads: it costs the workers nothing. */
+ * scrape reads the shared counters with relaxed loads: it costs the workers nothing.
+ *
+ * Fork safety: the master forks children while this thread runs. A child inherits every lock
+ * as it was, so a fork taken while this thread is inside malloc (or localtime, syslog, a
+ * sanitizer's allocator) would leave the child deadlocked on its first use. The thread
+ * therefore does all its work holding a->work and holds nothing else while it waits in
+ * poll(2); a pthread_atfork handler takes a->work around every fork of the process. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +56,9 @@ struct admin {
 	struct stats *stats;
 	char where[600];       /* "FILE: line N: [admin] listen = ADDR", for messages */
 
+	pthread_mutex_t work;  /* held by the thread while it works (not in poll); by fork */
+	pthread_cond_t up;     /* the thread has started (admin_start waits for it) */
+	int running;
 	pthread_mutex_t lock;  /* guards allow (swapped on reload) */
 	struct cidr_list allow;
 	atomic_ullong generation;
@@ -457,6 +466,9 @@ static void *admin_main(void *arg)
 {
 	struct admin *a = arg;
 	struct pollfd pfd[2 + ADMIN_MAX_CLIENTS];
+	pthread_mutex_lock(&a->work);
+	a->running = 1; /* its start-up (which allocates) is over: forks are safe from now on */
+	pthread_cond_signal(&a->up);
 	for (;;) {
 		int n = 0;
 		pfd[n].fd = a->wake[0], pfd[n].events = POLLIN, n++;
@@ -475,9 +487,12 @@ static void *admin_main(void *arg)
 			if (timeout < 0 || left < timeout)
 				timeout = left;
 		}
+		pthread_mutex_unlock(&a->work);
 		int r = poll(pfd, (nfds_t)n, timeout);
-		if (r < 0 && errno != EINTR) {
-			log_error("admin: poll: %s", strerror(errno));
+		int e = errno;
+		pthread_mutex_lock(&a->work);
+		if (r < 0 && e != EINTR) {
+			log_error("admin: poll: %s", strerror(e));
 			break;
 		}
 		if (r > 0 && (pfd[0].revents & POLLIN))
@@ -511,7 +526,24 @@ static void *admin_main(void *arg)
 	}
 	while (a->nclients > 0)
 		admin_drop(a, a->nclients - 1);
+	pthread_mutex_unlock(&a->work);
 	return NULL;
+}
+
+/* pthread_atfork: see the comment at the top. One admin per process, so a static pointer. */
+static struct admin *fork_guard;
+static int fork_handlers_set;
+
+static void admin_before_fork(void)
+{
+	if (fork_guard)
+		pthread_mutex_lock(&fork_guard->work);
+}
+
+static void admin_after_fork(void)
+{
+	if (fork_guard)
+		pthread_mutex_unlock(&fork_guard->work);
 }
 
 static int admin_copy_allow(struct cidr_list *dst, const struct cidr_list *src)
@@ -541,6 +573,11 @@ struct admin *admin_create(const struct config *cfg, struct stats *stats, char *
 	a->lfd = a->wake[0] = a->wake[1] = -1;
 	a->stats = stats;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->work, NULL);
+	pthread_cond_init(&a->up, NULL);
+	if (!fork_handlers_set && pthread_atfork(admin_before_fork, admin_after_fork, admin_after_fork) == 0)
+		fork_handlers_set = 1;
+	fork_guard = a;
 	atomic_init(&a->generation, 1);
 	atomic_init(&a->draining, 0);
 	a->start_mono = admin_now();
@@ -596,6 +633,11 @@ int admin_start(struct admin *a, char *err, size_t errlen)
 		return FERRY_ERR;
 	}
 	a->started = 1;
+	/* the master forks children next: not while the new thread is still starting */
+	pthread_mutex_lock(&a->work);
+	while (!a->running)
+		pthread_cond_wait(&a->up, &a->work);
+	pthread_mutex_unlock(&a->work);
 	log_info("admin endpoint on %s", strchr(a->where, '=') ? strchr(a->where, '=') + 2 : a->where);
 	return FERRY_OK;
 }
@@ -652,6 +694,10 @@ void admin_destroy(struct admin *a)
 	if (a->wake[1] >= 0)
 		close(a->wake[1]);
 	cidr_list_free(&a->allow);
+	if (fork_guard == a)
+		fork_guard = NULL;
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->work);
+	pthread_cond_destroy(&a->up);
 	free(a);
 }
