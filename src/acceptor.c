@@ -26,9 +26,11 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "accesslog.h"
 #include "acl.h"
 #include "clients.h"
 #include "log.h"
+#include "stats.h"
 #include "status.h"
 #include "worker.h"
 
@@ -69,12 +71,26 @@ static int listen_socket(const struct config_listen *l, int reuseport, int backl
 	return fd;
 }
 
+/* Put the file, line and key in front of a listen error (start-up failures name them). */
+static void listen_where(const struct config *cfg, const struct config_listen *l, char *err,
+			 size_t errlen)
+{
+	char tmp[512];
+	snprintf(tmp, sizeof(tmp), "%s", err);
+	if (l->line > 0)
+		snprintf(err, errlen, "%s: line %d: [server] %s", cfg->path, l->line, tmp);
+	else
+		snprintf(err, errlen, "%s: [server] %s (the default)", cfg->path, tmp);
+}
+
 int acceptor_probe(const struct config *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		int fd = listen_socket(&cfg->listen[i], 0, 1, err, errlen);
-		if (fd < 0)
+		if (fd < 0) {
+			listen_where(cfg, &cfg->listen[i], err, errlen);
 			return FERRY_ERR;
+		}
 		close(fd);
 	}
 	return FERRY_OK;
@@ -85,6 +101,7 @@ int acceptor_bind(const struct config *cfg, int *fds, char *err, size_t errlen)
 	for (size_t i = 0; i < cfg->nlisten; i++) {
 		fds[i] = listen_socket(&cfg->listen[i], 1, cfg->backlog, err, errlen);
 		if (fds[i] < 0) {
+			listen_where(cfg, &cfg->listen[i], err, errlen);
 			while (i-- > 0)
 				close(fds[i]);
 			return FERRY_ERR;
@@ -164,10 +181,13 @@ static int acceptor_drain(struct acceptor *a, int lfd)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (first)
+				if (first) {
 					a->empty_wakeups++;
+					stats_accept_inc(STATS_A_EMPTY_WAKEUPS);
+				}
 				return FERRY_AGAIN;
 			}
+			stats_accept_inc(STATS_A_ERRORS);
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				static uint64_t last_log;
 				if (a->accepted != last_log) {
@@ -181,6 +201,7 @@ static int acceptor_drain(struct acceptor *a, int lfd)
 		}
 		first = 0;
 		a->accepted++;
+		stats_accept_inc(STATS_A_ACCEPTED);
 		h.fd = fd;
 		if (a->cfg->proxy_protocol) {
 			/* the address here is the balancer's: only the PROXY header says who the
@@ -188,14 +209,17 @@ static int acceptor_drain(struct acceptor *a, int lfd)
 			 * connection from anywhere else is closed without a word */
 			if (!cidr_list_match(&a->cfg->proxy_protocol_from, (const struct sockaddr *)&h.peer)) {
 				a->denied++;
+				stats_accept_inc(STATS_A_DENIED);
 				close(fd);
 				continue;
 			}
 		} else {
 			h.deny_status = acceptor_client_check(a->cfg, a->cfg->per_client > 0 ? &a->clients : NULL,
 							      (const struct sockaddr *)&h.peer, &h.counted);
-			if (h.deny_status == 403)
+			if (h.deny_status == 403) {
 				a->denied++;
+				stats_accept_inc(STATS_A_DENIED);
+			}
 		}
 		if (worker_handoff(acceptor_pick(a), &h) != FERRY_OK) {
 			if (h.counted)
@@ -227,6 +251,7 @@ static int acceptor_signal(struct acceptor *a)
 			break;
 		case SIGUSR1:
 			log_reopen();
+			accesslog_reopen(); /* every worker of this process writes through it */
 			break;
 		default:
 			break;
@@ -276,6 +301,11 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 		log_error("signalfd/eventfd: %s", strerror(errno));
 		goto out;
 	}
+
+	/* the master opened the access log before forking; open it again by its path, so that a
+	 * rotation or a reload since then is followed (on failure: keep the inherited one) */
+	if (accesslog_open(cfg->access_log, err, sizeof(err)) != FERRY_OK)
+		log_error("%s: [log] access_log: %s (keeping the previous target)", cfg->path, err);
 
 	struct rlimit rl;
 	int maxfds = 65536;
@@ -360,6 +390,7 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			a.wakeups++;
+			stats_accept_inc(STATS_A_WAKEUPS);
 			if (acceptor_drain(&a, pfd[i].fd) == FERRY_ERR)
 				pause_until = now + EMFILE_PAUSE_MS;
 		}

@@ -149,6 +149,7 @@ static const struct key keys[] = {
 	{ SEC_LOG, "level", K_LEVEL, OFF(log_level), 0, 0, 0 },
 
 	{ SEC_ADMIN, "listen", K_ADMIN_LISTEN, OFF(admin_listen), 0, 0, F_OPTIONAL },
+	{ SEC_ADMIN, "allow", K_CIDRS, OFF(admin_allow), 0, 0, F_LIST },
 
 	{ SEC_DNS, "servers", K_DNS_SERVERS, OFF(dns_servers), 0, 0, F_LIST | F_EMPTY_LIST },
 	{ SEC_DNS, "cache_size", K_UINT, OFF(dns_cache_size), 0, 1000000, 0 },
@@ -158,6 +159,8 @@ static const struct key keys[] = {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= sizeof(((struct config *)0)->key_lines) / sizeof(int),
+	       "struct config: key_lines too small");
 
 static const char *const default_allow[] = { "127.0.0.0/8", "::1" };
 static const char *const default_block[] = {
@@ -1120,6 +1123,8 @@ static struct config *config_new(const char *name)
 	    listen_add(cfg, &l) != FERRY_OK ||
 	    add_default_cidrs(&cfg->allow, default_allow,
 			      sizeof(default_allow) / sizeof(default_allow[0])) != FERRY_OK ||
+	    add_default_cidrs(&cfg->admin_allow, default_allow,
+			      sizeof(default_allow) / sizeof(default_allow[0])) != FERRY_OK ||
 	    port_list_add(&cfg->connect_ports, &https) != FERRY_OK ||
 	    add_default_cidrs(&cfg->block_destinations, default_block,
 			      sizeof(default_block) / sizeof(default_block[0])) != FERRY_OK ||
@@ -1366,7 +1371,22 @@ static struct config *config_parse(const char *text, size_t len, const char *nam
 		config_free(p.cfg);
 		return NULL;
 	}
+	memcpy(p.cfg->key_lines, p.seen, sizeof(p.seen));
 	return p.cfg;
+}
+
+const char *config_where(const struct config *cfg, const char *section, const char *key, char *buf,
+			 size_t len)
+{
+	int line = 0;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(section_names[keys[i].sec], section) == 0 && strcmp(keys[i].name, key) == 0)
+			line = cfg->key_lines[i];
+	if (line > 0)
+		snprintf(buf, len, "%s: line %d: [%s] %s", cfg->path, line, section, key);
+	else
+		snprintf(buf, len, "%s: [%s] %s (default)", cfg->path, section, key);
+	return buf;
 }
 
 struct config *config_load_string(const char *text, const char *name, config_error_fn *errfn,
@@ -1443,6 +1463,7 @@ void config_free(struct config *cfg)
 	free(cfg->access_log);
 	free(cfg->error_log);
 	free(cfg->admin_listen);
+	cidr_list_free(&cfg->admin_allow);
 	free(cfg->dns_servers);
 	free(cfg);
 }

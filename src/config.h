@@ -84,6 +84,7 @@ struct config {
 
 	/* [admin] */
 	struct config_listen *admin_listen; /* default NULL: off */
+	struct cidr_list admin_allow;       /* who may ask it; default 127.0.0.0/8, ::1 */
 
 	/* [dns] */
 	char *dns_servers;    /* "IP:PORT,[IPv6]:PORT" for ares_set_servers_ports_csv; default
@@ -93,6 +94,8 @@ struct config {
 	/* [upstream] */
 	struct route_table routes; /* parent = URL... (the default target), route = MATCH
 				      TARGET... rules; default: everything direct */
+
+	int key_lines[64];    /* line of each key's first occurrence (config_where) */
 };
 
 /* Receives each error line, already formatted without a trailing newline:
@@ -108,5 +111,9 @@ struct config *config_default(config_error_fn *errfn, void *arg);
 struct config *config_load_string(const char *text, const char *name, config_error_fn *errfn,
 				  void *arg);
 void config_free(struct config *cfg);
+/* Where section.key was set, for messages about it: "FILE: line N: [section] key", or
+ * "FILE: [section] key (default)" when the file does not set it. Returns buf. */
+const char *config_where(const struct config *cfg, const char *section, const char *key, char *buf,
+			 size_t len);
 
 #endif

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "accesslog.h"
 #include "acl.h"
 #include "auth.h"
 #include "clients.h"
@@ -39,6 +40,7 @@
 #include "proxyproto.h"
 #include "route.h"
 #include "socks5.h"
+#include "stats.h"
 #include "status.h"
 #include "upstream.h"
 
@@ -128,6 +130,12 @@ struct conn {
 	uint16_t port;
 	char host[UPSTREAM_HOST_MAX];
 	struct sockaddr_storage peer;
+
+	/* the request being logged (conn_log_*): its access log line and counters */
+	char *lg_req;                      /* "METHOD TARGET" when the access log is on */
+	uint64_t lg_start, lg_in, lg_out;  /* loop_now() ms; bytes from / to the client */
+	uint16_t lg_status;                /* the final status sent, 0: none yet */
+	unsigned lg_active : 1, lg_up : 1, lg_tunnel : 1;
 };
 
 #define LINGER_MS 2000
@@ -177,6 +185,7 @@ static void conn_close_upstream(struct conn *c)
 		loop_del_closing(c->w->loop, c->ufd);
 		close(c->ufd);
 		c->ufd = -1;
+		stats_gauge_add(c->w->st, STATS_G_UPSTREAM, -1);
 	}
 	c->uev = 0;
 	buf_put(&c->w->bufs, c->uin);
@@ -222,10 +231,75 @@ static void conn_free(struct worker *w, struct conn *c)
 	w->nfree_conns++;
 }
 
+/* ---- observability: the counters and the access log line of each request ---- */
+
+/* A request begins (its first byte, or an answer ferry gives before one). */
+static void conn_log_begin(struct conn *c)
+{
+	if (c->lg_active)
+		return;
+	c->lg_active = 1;
+	c->lg_start = loop_now(c->w->loop);
+	c->lg_status = 0;
+	c->lg_up = 0;
+}
+
+/* Keep "METHOD TARGET" for the line (only when there is a log to write it to). */
+static void conn_log_request(struct conn *c, const struct http_head *h)
+{
+	conn_log_begin(c);
+	if (c->lg_req != NULL || !accesslog_enabled())
+		return;
+	c->lg_req = malloc(h->method.len + h->target.len + 2);
+	if (c->lg_req == NULL)
+		return; /* the line says "-" */
+	memcpy(c->lg_req, h->method.p, h->method.len);
+	c->lg_req[h->method.len] = ' ';
+	memcpy(c->lg_req + h->method.len + 1, h->target.p, h->target.len);
+	c->lg_req[h->method.len + 1 + h->target.len] = '\0';
+}
+
+/* The request or tunnel ended: count it and write its line. */
+static void conn_log_end(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (!c->lg_active)
+		return;
+	stats_inc(w->st, stats_class(c->lg_status));
+	stats_add(w->st, STATS_BYTES_IN, c->lg_in);
+	stats_add(w->st, STATS_BYTES_OUT, c->lg_out);
+	if (accesslog_enabled()) {
+		struct accesslog_entry e = {
+			.client = (const struct sockaddr *)&c->peer,
+			.user = c->user,
+			.request = c->lg_req,
+			.status = c->lg_status,
+			.bytes_in = c->lg_in,
+			.bytes_out = c->lg_out,
+			.ms = loop_now(w->loop) - c->lg_start,
+			.upstream = c->lg_up ? &c->uaddr.sa : NULL,
+			.reused = c->reused,
+		};
+		accesslog_add(&w->alog, &e);
+	}
+	free(c->lg_req);
+	c->lg_req = NULL;
+	c->lg_active = c->lg_up = 0;
+	c->lg_in = c->lg_out = 0;
+	c->user = NULL; /* the next request authenticates itself */
+	worker_publish(w);
+}
+
 /* The one place a connection ends. reset: abort with RST so the client sees a failure. */
 static void conn_close(struct conn *c, int reset)
 {
 	struct worker *w = c->w;
+	if (c->lg_active && !c->lg_tunnel && (c->lg_status == 0 || reset))
+		stats_inc(w->st, c->lg_status == 0 ? STATS_ERR_CLIENT_ABORT : STATS_ERR_ABORTED);
+	conn_log_end(c);
+	if (c->lg_tunnel)
+		stats_gauge_add(w->st, STATS_G_TUNNELS, -1);
+	stats_gauge_add(w->st, STATS_G_CLIENT, -1);
 	if (c->authq) {
 		auth_cancel(c->authq);
 		c->authq = NULL;
@@ -357,6 +431,8 @@ static ssize_t conn_read(struct conn *c, int fd, struct buf **b, uint8_t *ready_
 	if (r == 0)
 		return 0;
 	bb->end += (uint32_t)r;
+	if (fd == c->fd)
+		c->lg_in += (uint64_t)r;
 	/* a short read drained the socket; the loop will say when more arrives */
 	if ((size_t)r < want)
 		*ready_bit = 0;
@@ -499,6 +575,7 @@ static void conn_answer_max_forwards(struct conn *c, const struct http_head *h)
 							 body->data, (size_t)blen, c->cout->data, c->cout->cap);
 	buf_put(&w->bufs, body);
 	w->stats.status_class[2]++;
+	c->lg_status = 200;
 	c->resp_head_sent = 1;
 	c->close_after = 1;
 	c->state = CS_CLOSING; /* answer, then the same lingering close as an error */
@@ -574,6 +651,7 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	const struct config *cfg = w->cfg;
 	struct http_target t;
 
+	conn_log_request(c, h);
 	if (w->auth && conn_authorize(c, h) != FERRY_OK)
 		return; /* answered, or waiting for the check (CS_AUTH) */
 	c->nreq++;
@@ -710,6 +788,7 @@ static int conn_step_head(struct conn *c)
 				c->got_bytes = 1;
 				conn_set_timer(c, w->tl_request_header);
 			}
+			conn_log_begin(c);
 			int r = http_parse_request(buf_pos(c->cin), buf_len(c->cin), &c->scanned, &w->limits, &h);
 			if (r == FERRY_OK) {
 				conn_start_request(c, &h);
@@ -826,6 +905,8 @@ static void conn_use_addresses(struct conn *c)
 			conn_free_connect(c);
 			c->ufd = fd;
 			c->reused = 1;
+			c->lg_up = 1;
+			stats_gauge_add(w->st, STATS_G_UPSTREAM, 1);
 			loop_set_handler(w->loop, fd, conn_on_upstream, c);
 			c->uev = (uint8_t)loop_events(w->loop, fd);
 			c->uwr = 1;
@@ -899,6 +980,7 @@ static void conn_connect_next(struct conn *c)
 		loop_del(w->loop, c->ufd);
 		close(c->ufd);
 		c->ufd = -1;
+		stats_gauge_add(w->st, STATS_G_UPSTREAM, -1);
 	}
 	while (cx->next < cx->res.naddrs) {
 		int i = cx->next++;
@@ -921,6 +1003,8 @@ static void conn_connect_next(struct conn *c)
 		c->ufd = fd;
 		c->uev = LOOP_WRITE;
 		memcpy(&c->uaddr, sa, cx->res.addrlens[i] < sizeof(c->uaddr) ? cx->res.addrlens[i] : sizeof(c->uaddr));
+		c->lg_up = 1;
+		stats_gauge_add(w->st, STATS_G_UPSTREAM, 1);
 		c->state = CS_CONNECT;
 		conn_set_timer(c, w->tl_connect);
 		return;
@@ -976,6 +1060,10 @@ static void conn_upstream_ready(struct conn *c)
 		memcpy(c->cout->data + c->cout->end, ok, sizeof(ok) - 1);
 		c->cout->end += sizeof(ok) - 1;
 		c->resp_head_sent = 1;
+		c->lg_status = 200;
+		c->lg_tunnel = 1;
+		stats_inc(w->st, STATS_TUNNELS);
+		stats_gauge_add(w->st, STATS_G_TUNNELS, 1);
 		c->state = CS_TUNNEL;
 		conn_set_events(c, 1, LOOP_READ);
 		c->urd = 0;
@@ -1310,6 +1398,9 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 	if (status >= 500)
 		log_debug("request to %s failed: %d %s", c->host[0] ? c->host : "-", status, msg);
 	w->stats.errors++;
+	conn_log_begin(c);
+	if (stats_error_kind(status) != STATS_NCOUNTERS)
+		stats_inc(w->st, stats_error_kind(status));
 	conn_free_connect(c);
 	conn_close_upstream(c);
 	if (c->resp_head_sent) {
@@ -1336,6 +1427,7 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 	c->cout->start = 0;
 	c->cout->end = (uint32_t)forward_error_response(status, msg, extra, c->cout->data, c->cout->cap);
 	w->stats.status_class[status / 100]++;
+	c->lg_status = (uint16_t)status;
 	c->resp_head_sent = 1;
 	c->close_after = 1;
 	c->state = CS_CLOSING;
@@ -1361,10 +1453,11 @@ static int conn_step_error(struct conn *c)
 		if (n == 0)
 			c->cwr = 0;
 		else
-			conn_consume(c->cout, NULL, NULL, NULL, (size_t)n), progress = 1;
+			conn_consume(c->cout, NULL, NULL, NULL, (size_t)n), progress = 1, c->lg_out += (uint64_t)n;
 	}
 	if (c->cout && buf_len(c->cout) > 0)
 		return progress;
+	conn_log_end(c); /* the answer is out: the request ends here, not after the linger */
 	if (!c->c_shut) {
 		shutdown(c->fd, SHUT_WR);
 		c->c_shut = 1;
@@ -1444,6 +1537,7 @@ static const char *conn_begin_response(struct conn *c, struct http_head *h)
 	c->cout->end += (uint32_t)n;
 	c->resp_head_sent = 1;
 	c->resp_state = h->body == HTTP_BODY_NONE ? RS_DONE : RS_BODY;
+	c->lg_status = (uint16_t)h->status;
 	if (h->status / 100 < 6)
 		w->stats.status_class[h->status / 100]++;
 	return NULL;
@@ -1461,6 +1555,10 @@ static int conn_begin_upgrade(struct conn *c, struct http_head *h)
 	c->cout->end += (uint32_t)n;
 	c->resp_head_sent = 1;
 	c->close_after = 1;
+	c->lg_status = 101;
+	c->lg_tunnel = 1;
+	stats_inc(c->w->st, STATS_TUNNELS);
+	stats_gauge_add(c->w->st, STATS_G_TUNNELS, 1);
 	c->state = CS_TUNNEL;
 	conn_set_timer(c, c->w->tl_tunnel_idle);
 	return FERRY_OK;
@@ -1609,12 +1707,14 @@ static int conn_finish_response(struct conn *c)
 {
 	struct worker *w = c->w;
 	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
+	conn_log_end(c);
 	uint16_t kport;
 	const char *key = conn_pool_key(c, &kport);
 	if (key != NULL && c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
 	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping && (!c->uout || buf_len(c->uout) == 0)) {
 		upstream_pool_put(&w->pool, c->ufd, key, strlen(key), kport, &c->uaddr);
 		c->ufd = -1;
+		stats_gauge_add(w->st, STATS_G_UPSTREAM, -1);
 	}
 	conn_close_upstream(c);
 	/* a client that said close and sent nothing after its request can be closed at once
@@ -1632,6 +1732,7 @@ static int conn_finish_response(struct conn *c)
 	conn_release_if_empty(c, &c->cout);
 	if (c->cin && buf_len(c->cin) > 0) {
 		c->got_bytes = 1;
+		conn_log_begin(c);
 		conn_set_timer(c, w->tl_request_header);
 	} else {
 		conn_set_timer(c, w->tl_client_idle);
@@ -1824,6 +1925,7 @@ static int conn_step_http(struct conn *c)
 			c->cwr = 0;
 		} else {
 			conn_consume(c->cout, c->uin, &c->resp_ready, &c->resp_raw, (size_t)n);
+			c->lg_out += (uint64_t)n;
 			progress = 1;
 			conn_set_timer(c, w->tl_upstream_idle);
 		}
@@ -1861,6 +1963,8 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 			p->bytes += (uint32_t)n;
 			if (moved)
 				*moved += (uint64_t)n;
+			if (src == c->fd)
+				c->lg_in += (uint64_t)n;
 			*progress = 1;
 			if ((size_t)n < room)
 				*rd = 0; /* the socket had less than the pipe could take: drained */
@@ -1877,6 +1981,8 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 	if (*wr && p->bytes > 0) {
 		ssize_t n = splice(p->rfd, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
+			if (dst == c->fd)
+				c->lg_out += (uint64_t)n;
 			if ((uint32_t)n < p->bytes)
 				*wr = 0;
 			p->bytes -= (uint32_t)n;
@@ -1925,6 +2031,8 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 			if (n < 0)
 				return FERRY_ERR;
 			if (n > 0) {
+				if (dst == c->fd)
+					c->lg_out += (uint64_t)n;
 				uint32_t ready = blen;
 				conn_consume(pre, *b, &ready, NULL, (size_t)n);
 				*progress = 1;
@@ -2154,6 +2262,8 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 		w->conns->prev = c;
 	w->conns = c;
 	w->stats.accepted++;
+	stats_inc(w->st, STATS_ACCEPTED);
+	stats_gauge_add(w->st, STATS_G_CLIENT, 1);
 	if (loop_add(w->loop, c->fd, LOOP_READ, conn_on_client, c) != FERRY_OK) {
 		log_error("loop_add client fd %d: %s", c->fd, strerror(errno));
 		conn_close(c, 1);

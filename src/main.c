@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
@@ -99,10 +100,16 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 
-	char err[512];
+	char err[512], where[600];
 	const char *target = foreground ? "stderr" : cfg->error_log;
 	if (log_open(target, (enum log_level)cfg->log_level, err, sizeof(err)) != 0) {
-		fprintf(stderr, "ferry: %s\n", err);
+		fprintf(stderr, "ferry: %s: %s\n", config_where(cfg, "log", "error_log", where, sizeof(where)), err);
+		config_free(cfg);
+		return EXIT_RUNTIME;
+	}
+	/* opened here, with the privileges ferry starts with; the children inherit it */
+	if (accesslog_open(cfg->access_log, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ferry: %s: %s\n", config_where(cfg, "log", "access_log", where, sizeof(where)), err);
 		config_free(cfg);
 		return EXIT_RUNTIME;
 	}

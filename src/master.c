@@ -23,8 +23,10 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "admin.h"
 #include "log.h"
 #include "master.h"
+#include "stats.h"
 #include "status.h"
 
 #define MAX_BACKOFF_MS 30000
@@ -36,6 +38,7 @@ struct child {
 	uint64_t started;
 	uint64_t restart_at; /* when pid == 0 and not stopping: when to start it again */
 	int crashes;      /* consecutive short lives */
+	int stat_slot;    /* its process slot in the shared counters, -1: none */
 };
 
 struct master {
@@ -50,6 +53,9 @@ struct master {
 	int unclean;      /* a child did not finish cleanly while stopping: exit 1 */
 	uint64_t kill_at;
 	int pidfile_written;
+	struct stats *stats;     /* shared counters (stats.h), mapped before any fork */
+	struct admin *admin;     /* [admin] listen, or NULL */
+	uint64_t generation;     /* configuration generation: 1, +1 per reload */
 };
 
 static uint64_t now_ms(void)
@@ -75,7 +81,7 @@ static void master_raise_nofile(void)
 
 static int master_drop_privileges(const struct config *cfg, char *err, size_t errlen);
 
-static pid_t master_spawn(struct master *m, int slot)
+static pid_t master_spawn(struct master *m, int slot, int stat_slot)
 {
 	fflush(NULL);
 	pid_t pid = fork();
@@ -85,6 +91,8 @@ static pid_t master_spawn(struct master *m, int slot)
 	}
 	if (pid > 0)
 		return pid;
+	stats_attach(m->stats, stat_slot);
+	admin_close_in_child(m->admin);
 	/* child: stop when the master dies, whatever the reason */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	for (int s = 0; s < m->nslots; s++)
@@ -107,11 +115,16 @@ static pid_t master_spawn(struct master *m, int slot)
 static void master_start_slot(struct master *m, int slot)
 {
 	struct child *c = &m->slots[slot];
-	pid_t pid = master_spawn(m, slot);
+	int ss = stats_claim(m->stats, m->generation);
+	if (ss < 0 && m->stats)
+		log_warn("child %d: every counter slot is taken (children still finishing): its counters are not shared", slot);
+	pid_t pid = master_spawn(m, slot, ss);
 	if (pid < 0) {
+		stats_release(m->stats, ss);
 		c->restart_at = now_ms() + 1000;
 		return;
 	}
+	c->stat_slot = ss;
 	c->pid = pid;
 	c->started = now_ms();
 	c->restart_at = 0;
@@ -295,6 +308,8 @@ static void master_reap(struct master *m)
 		if (c == NULL)
 			continue;
 		c->pid = 0;
+		stats_release(m->stats, c->stat_slot);
+		c->stat_slot = -1;
 		int failed = WIFSIGNALED(st) || WEXITSTATUS(st) != 0;
 		if (slot < 0 || m->stopping) {
 			/* a child that was told to finish: it must finish cleanly (a sanitizer
@@ -405,6 +420,8 @@ static void master_reload(struct master *m)
 	}
 	config_free(m->cfg);
 	m->cfg = cfg;
+	m->generation++;
+	admin_set_config(m->admin, cfg, m->generation);
 	log_set_level((enum log_level)cfg->log_level);
 	for (int i = 0; i < m->nslots; i++) {
 		m->slots[i].crashes = 0;
@@ -416,7 +433,7 @@ static void master_reload(struct master *m)
 int master_run(struct config *cfg, const struct master_opts *opts)
 {
 	struct master m;
-	char err[512];
+	char err[512], where[600];
 	int rc = 3;
 	int ready_fd = -1; /* daemon: the pipe to the waiting launcher */
 	memset(&m, 0, sizeof(m));
@@ -437,14 +454,31 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	if (cfg->pidfile && master_pidfile_live(cfg->pidfile)) {
-		fprintf(stderr, "ferry: %s: another ferry is running (pidfile held by a live process)\n",
-			cfg->pidfile);
+		fprintf(stderr, "ferry: %s: %s: another ferry is running (pidfile held by a live process)\n",
+			config_where(cfg, "server", "pidfile", where, sizeof(where)), cfg->pidfile);
 		log_error("%s: another ferry is running", cfg->pidfile);
 		goto out;
 	}
 	if (acceptor_probe(cfg, err, sizeof(err)) != FERRY_OK) {
 		fprintf(stderr, "ferry: %s\n", err);
 		goto out;
+	}
+	/* the counters every child writes; slots for the children of two generations and more,
+	 * since retiring children keep theirs until they exit. The admin socket is bound before
+	 * the listeners: once the proxy port answers, so does /status. */
+	m.generation = 1;
+	m.stats = stats_create(4 * cfg->processes + 4);
+	if (m.stats == NULL) {
+		fprintf(stderr, "ferry: mmap (shared counters): %s\n", strerror(errno));
+		goto out;
+	}
+	{
+		int failed = 0;
+		m.admin = admin_create(cfg, m.stats, err, sizeof(err), &failed);
+		if (failed) {
+			fprintf(stderr, "ferry: %s\n", err);
+			goto out;
+		}
 	}
 	m.nslots = cfg->processes;
 	m.fds = calloc((size_t)m.nslots, sizeof(*m.fds));
@@ -463,7 +497,8 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		}
 	}
 	if (master_check_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
-		fprintf(stderr, "ferry: %s\n", err);
+		fprintf(stderr, "ferry: %s: %s\n",
+			config_where(cfg, "server", cfg->user ? "user" : "group", where, sizeof(where)), err);
 		goto out;
 	}
 	if (cfg->daemon && !opts->foreground) {
@@ -475,7 +510,10 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 	}
 	if (cfg->pidfile) {
 		if (master_write_pidfile(cfg->pidfile) != FERRY_OK) {
-			fprintf(stderr, "ferry: cannot write pidfile %s: %s\n", cfg->pidfile, strerror(errno));
+			int e = errno;
+			fprintf(stderr, "ferry: %s: cannot write pidfile %s: %s\n",
+				config_where(cfg, "server", "pidfile", where, sizeof(where)), cfg->pidfile, strerror(e));
+			errno = e;
 			log_error("cannot write pidfile %s: %s", cfg->pidfile, strerror(errno));
 			goto out;
 		}
@@ -483,6 +521,12 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 	}
 
 	master_raise_nofile();
+	if (admin_start(m.admin, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
+		log_error("%s", err);
+		rc = 3;
+		goto out;
+	}
 	for (int s = 0; s < m.nslots; s++)
 		master_start_slot(&m, s);
 	{
@@ -532,12 +576,14 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 				master_signal_all(&m, SIGQUIT);
 			} else {
 				log_info("stopping: finishing connections (up to %u ms)", m.cfg->shutdown_ms);
+				admin_set_draining(m.admin);
 				m.stopping = 1;
 				m.kill_at = now_ms() + m.cfg->shutdown_ms + 2000;
 				master_signal_all(&m, SIGTERM);
 			}
 			break;
 		case SIGQUIT:
+			admin_set_draining(m.admin);
 			m.stopping = 1;
 			m.kill_at = now_ms() + 2000;
 			master_signal_all(&m, SIGQUIT);
@@ -573,6 +619,8 @@ out:
 	free(m.fds);
 	free(m.slots);
 	free(m.retiring);
+	admin_destroy(m.admin);
+	stats_destroy(m.stats);
 	config_free(m.cfg);
 	return rc;
 }

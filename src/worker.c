@@ -20,6 +20,35 @@
 
 static void worker_on_wake(struct loop *loop, int fd, int events, void *arg);
 
+#define TICK_MS 1000 /* the access log is flushed at least this often */
+
+void worker_publish(struct worker *w)
+{
+	static const enum stats_counter keys[5] = { STATS_POOL_HITS, STATS_POOL_MISSES, STATS_DNS_HITS,
+						    STATS_DNS_MISSES, STATS_DNS_FAILURES };
+	struct dns_stats d = { 0, 0, 0 };
+	if (w->dns)
+		dns_get_stats(w->dns, &d);
+	uint64_t now[5] = { w->pool.hits, w->pool.misses, d.cache_hits, d.cache_misses, d.failures };
+	for (int i = 0; i < 5; i++) {
+		if (now[i] != w->published[i]) {
+			stats_add(w->st, keys[i], now[i] - w->published[i]);
+			w->published[i] = now[i];
+		}
+	}
+	stats_gauge_set(w->st, STATS_G_POOL_IDLE, (int64_t)w->pool.count);
+}
+
+static void worker_on_tick(struct loop *loop, struct timer *t)
+{
+	struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, tick));
+	accesslog_flush(&w->alog);
+	worker_publish(w);
+	struct timer_list *tl = loop_timer_list(loop, TICK_MS); /* exists: made by worker_init */
+	if (tl)
+		timer_arm(loop, t, tl);
+}
+
 static void worker_on_stop_timer(struct loop *loop, struct timer *t)
 {
 	struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, stop_timer));
@@ -35,6 +64,7 @@ int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, 
 	w->wake_fd = -1;
 	w->accept_wake_fd = -1;
 	pthread_mutex_init(&w->lock, NULL);
+	w->st = stats_worker_slot(id, &w->st_local);
 	atomic_init(&w->stop, 0);
 	atomic_init(&w->nconns, 0);
 
@@ -56,6 +86,13 @@ int worker_init(struct worker *w, int id, const struct config *cfg, int maxfds, 
 		goto fail;
 	}
 	timer_init(&w->stop_timer, worker_on_stop_timer);
+	timer_init(&w->tick, worker_on_tick);
+	struct timer_list *tick = loop_timer_list(w->loop, TICK_MS);
+	if (tick == NULL) {
+		snprintf(err, errlen, "too many timer lists");
+		goto fail;
+	}
+	timer_arm(w->loop, &w->tick, tick);
 	buf_pool_init(&w->bufs, 256);
 	pipe_pool_init(&w->pipes, 32);
 	if (upstream_pool_init(&w->pool, w->loop, cfg->pool_idle_ms, POOL_MAX) != FERRY_OK) {
@@ -145,6 +182,8 @@ static void *worker_main(void *arg)
 		dns_process_timeouts(w->dns);
 	}
 	conn_close_all(w);
+	accesslog_flush(&w->alog); /* the lines of the connections just closed, too */
+	worker_publish(w);
 	atomic_store(&w->exited, 1);
 	return NULL;
 }
@@ -212,11 +251,15 @@ void worker_destroy(struct worker *w)
 {
 	if (w->loop) {
 		conn_close_all(w);
+		timer_disarm(&w->tick);
+		accesslog_buf_free(&w->alog);
 		if (w->auth)
 			auth_verifier_destroy(w->auth);
 		if (w->dns)
 			dns_destroy(w->dns);
 		upstream_pool_destroy(&w->pool);
+		if (w->st)
+			stats_gauge_set(w->st, STATS_G_POOL_IDLE, 0);
 		buf_pool_destroy(&w->bufs);
 		pipe_pool_destroy(&w->pipes);
 		if (w->wake_fd >= 0)

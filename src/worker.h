@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "accesslog.h"
 #include "buf.h"
 #include "config.h"
 #include "http_parse.h"
 #include "loop.h"
 #include "pipes.h"
+#include "stats.h"
 #include "upstream.h"
 
 struct dns;
@@ -71,6 +73,15 @@ struct worker {
 	int stopping;
 	struct timer stop_timer;
 	struct worker_stats stats;
+
+	/* observability: the shared counters this worker writes (stats.h; st_local when there
+	 * is no shared region), its access log buffer, and a 1 s tick that flushes the buffer and
+	 * publishes the pool's and the resolver's own counters */
+	struct stats_worker *st;
+	struct stats_worker st_local;
+	struct accesslog_buf alog;
+	struct timer tick;
+	uint64_t published[5];
 };
 
 /* Create the worker's loop and resources (not the thread). FERRY_OK or FERRY_ERR with err. */
@@ -83,6 +94,9 @@ int worker_handoff(struct worker *w, const struct worker_handoff *h);
 void worker_request_stop(struct worker *w, int now);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
+/* Copy the upstream pool's and the resolver's counters into the shared slot (cheap: called
+ * when a request ends and every second). */
+void worker_publish(struct worker *w);
 /* Called by a connection when it ends (keeps nconns and backpressure right). */
 void worker_conn_closed(struct worker *w);
 
