@@ -446,6 +446,55 @@ static int can_connect(int port)
 	return ok;
 }
 
+/* Does process pid hold the socket listening on 127.0.0.1:port? Parallel test suites pick
+ * ports at run time, so between harness_free_port() and ferry's bind another suite may take
+ * the port: a connect that succeeds then reached someone else, and ferry exits 3 a moment
+ * later. /proc/net/tcp gives the listener's inode; the fds of pid must include it. */
+static int owns_listener(pid_t pid, int port)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[512], want[64];
+	unsigned long inode = 0;
+
+	if (f == NULL)
+		return 1; /* no procfs: cannot tell, trust the connect */
+	while (fgets(line, sizeof(line), f)) {
+		unsigned la, lp, st;
+		unsigned long ino;
+
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X %*s %*s %*s %*u %*u %lu", &la, &lp, &st,
+			   &ino) == 4 && (int)lp == port && st == 0x0A) {
+			inode = ino;
+			break;
+		}
+	}
+	fclose(f);
+	if (inode == 0)
+		return 0;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	struct dirent *de;
+	int found = 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		char path[320], target[64];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			found = strcmp(target, want) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 char *harness_ferry_log(const struct harness_ferry *f)
 {
 	return slurp(f->log);
@@ -502,7 +551,7 @@ int harness_ferry_start_nofile(struct harness_ferry *f, const struct harness_con
 				f->pid = 0;
 				break;
 			}
-			if (can_connect(f->port))
+			if (can_connect(f->port) && owns_listener(f->pid, f->port))
 				return FERRY_OK;
 			if (now_ms() >= deadline) {
 				dump_log(f, "did not accept connections within 5 s");
