@@ -58,6 +58,7 @@ static struct fake_dns *fdns;
 static char dir[64];
 static pid_t py_pid;             /* tests/clients/origin.py, its own process group */
 static int py_http, py_https;    /* its ports */
+static int pace_ms;              /* run(): pause after each read of the child's stdout */
 
 static int sanitized(void)
 {
@@ -200,7 +201,13 @@ static int run(struct prog *p, const char *const argv[], const char *const env[]
 
 			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+			ssize_t n = read(fds[i].fd, buf, i == 0 && pace_ms ? 16384 : sizeof(buf));
+
+			if (i == 0 && pace_ms && n > 0) {
+				struct timespec ts = { 0, (long)pace_ms * 1000000 };
+
+				nanosleep(&ts, NULL);
+			}
 
 			if (n > 0) {
 				if (i == 0)
@@ -690,20 +697,25 @@ START_TEST(curl_https)
 }
 END_TEST
 
-/* --limit-rate: a slow reader; ferry must hold the rest without losing any of it. The rate
- * is a floor on the time taken, never a ceiling, so this does not depend on machine speed. */
+/* --limit-rate: a slow reader; ferry must hold the rest back (not buffer it all, not lose
+ * any of it). curl's limiter averages over seconds and lets short loopback transfers through
+ * at full speed now and then (curl 7.88), so the test also makes curl slow for certain: it
+ * writes the body to stdout, which this test reads 16 kB every 20 ms. No assertion on time:
+ * only that every byte arrives, in order. */
 START_TEST(curl_limit_rate)
 {
 	struct prog p;
+	size_t size = 1500000;
 
 	begin("epoll");
 	go();
-	const char *a[] = { "curl", "-sS", "--limit-rate", "100k", "-x", proxy_addr(), "-o",
-		in_dir("b"), url("http://127.0.0.1:%d/len/400000", origin.port), NULL };
+	const char *a[] = { "curl", "-sS", "--limit-rate", "200k", "-x", proxy_addr(), "-o", "-",
+		url("http://127.0.0.1:%d/len/%zu", origin.port, size), NULL };
+	pace_ms = 20;
 	run_ok(&p, a, NULL);
-	ck_assert_msg(p.ms >= 2000, "400 kB at 100 kB/s took only %lld ms", p.ms);
+	pace_ms = 0;
+	expect_pattern("--limit-rate download", p.out, p.out_len, size);
 	prog_free(&p);
-	expect_file_pattern("--limit-rate download", in_dir("b"), 400000);
 	end();
 }
 END_TEST
@@ -936,8 +948,8 @@ END_TEST
 START_TEST(chromium_websocket)
 {
 	browser_begin();
-	char *r = browse(url("http://" HOSTNAME ":%d/wspage?url=ws://" HOSTNAME ":%d/ws",
-			     py_http, py_http));
+	char *r = browse(url("http://" HOSTNAME ":%d/wspage?key=%d&url=ws://" HOSTNAME ":%d/ws",
+			     py_http, (int)getpid(), py_http));
 
 	ck_assert_msg(strcmp(r, "ws=echoed") == 0, "page reports %s", r);
 	free(r);
@@ -997,12 +1009,15 @@ int main(void)
 	Suite *s = suite_create("realclients");
 	TCase *tc = tcase_create("realclients");
 	int skip_browser = getenv("FERRY_SKIP_BROWSER") && *getenv("FERRY_SKIP_BROWSER");
+	const char *only = getenv("FERRY_RC_ONLY"); /* run by hand: scenarios whose name has this */
 
 	tcase_set_timeout(tc, 240);
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		const char *missing = NULL;
 
+		if (only && *only && !strstr(all[i].what, only))
+			continue;
 		for (int k = 0; k < 4 && all[i].needs[k]; k++)
 			if (!missing && !installed(all[i].needs[k]))
 				missing = all[i].needs[k];

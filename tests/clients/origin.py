@@ -14,10 +14,12 @@ keep-alive. Routes:
   /echo  (POST, PUT)  200, the request body (Content-Length or chunked)
   /page?n=N           an HTML page with N images (/res/I.gif) whose script writes
                       "loaded=L failed=F" into <p id="result"> once every image settled
-  /wspage?url=U       a page whose script opens WebSocket U, sends a message and writes
-                      "ws=<what came back>" into <p id="result">
+  /wspage?url=U&key=K a page whose script opens WebSocket U, sends a message and writes
+                      "ws=echoed" (or what went wrong) into <p id="result">
   /res/I.gif          a 1x1 GIF; counted
   /ws                 WebSocket (RFC 6455) echo of text and binary messages
+  /hold?key=K         answers once /release?key=K was asked (60 s at most): a fetch the
+                      WebSocket page keeps pending until its result is in the DOM
   /stats              "res=R via=V": images served, and how many of those requests carried
                       a Via field (ferry adds one; a request that bypassed ferry has none)
 Anything else: 404.
@@ -40,6 +42,7 @@ BLOCK = 1 << 20
 
 lock = threading.Lock()
 stats = {"res": 0, "via": 0}
+holds = {}  # key -> threading.Event, for /hold and /release
 
 
 def rand_stream(n, seed):
@@ -66,16 +69,24 @@ for (var i = 0; i < want; i++) {
 }
 """
 
+# The pending /hold fetch keeps Chromium's virtual time (--virtual-time-budget) from running
+# out while the WebSocket is busy, which it does not count as network activity: the page
+# releases it once the result is in the DOM.
 WS_JS = """
+var key = %s;
+fetch('/hold?key=' + key);
+function done(text) {
+  document.getElementById('result').textContent = text;
+  fetch('/release?key=' + key);
+}
 var msg = 'ferry-ws-echo-' + 'x'.repeat(%d);
 var ws = new WebSocket(%s);
-var out = document.getElementById('result');
 ws.onopen = function () { ws.send(msg); };
 ws.onmessage = function (e) {
-  out.textContent = 'ws=' + (e.data == msg ? 'echoed' : 'wrong:' + e.data.length);
+  done('ws=' + (e.data == msg ? 'echoed' : 'wrong:' + e.data.length));
   ws.close();
 };
-ws.onerror = function () { out.textContent = 'ws=error'; };
+ws.onerror = function () { done('ws=error'); };
 """
 
 
@@ -139,8 +150,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_body(200, html.encode(), "text/html")
         elif u.path == "/wspage":
             url = q.get("url", [""])[0]
+            key = q.get("key", ["1"])[0]
             html = ("<!DOCTYPE html><html><body><p id=\"result\">pending</p>"
-                    "<script>%s</script></body></html>") % (WS_JS % (200, repr(url)))
+                    "<script>%s</script></body></html>") % (WS_JS % (repr(key), 200, repr(url)))
             self.send_body(200, html.encode(), "text/html")
         elif u.path.startswith("/res/") and u.path.endswith(".gif"):
             with lock:
@@ -152,6 +164,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 body = "res=%d via=%d" % (stats["res"], stats["via"])
             self.send_body(200, body.encode())
+        elif u.path in ("/hold", "/release"):
+            key = q.get("key", [""])[0]
+            with lock:
+                ev = holds.setdefault(key, threading.Event())
+            if u.path == "/release":
+                ev.set()
+            self.send_body(200, b"released" if ev.wait(60) else b"timeout")
         elif u.path == "/ws":
             self.websocket()
         else:
