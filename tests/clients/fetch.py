@@ -14,6 +14,7 @@ import ssl
 import sys
 import urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree (read-only in distcheck)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from origin import rand_stream  # noqa: E402
 
