@@ -1647,7 +1647,9 @@ void conn_drain_idle(struct worker *w)
 	struct conn *c = w->conns;
 	while (c) {
 		struct conn *next = c->next;
-		if (c->state == CS_HEAD && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0))
+		/* only a kept-alive connection between requests is idle: a fresh one's first
+		 * request may be on its way (the client connected before the stop) */
+		if (c->state == CS_HEAD && c->nreq > 0 && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0))
 			conn_close(c, 0);
 		else
 			c->close_after = 1;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "listeners.h"
 #include "log.h"
 #include "master.h"
 #include "status.h"
@@ -33,6 +34,7 @@
 struct child {
 	pid_t pid;        /* 0: not running */
 	int retiring;     /* from an older configuration: finishing, not restarted */
+	uint64_t kill_at; /* retiring: SIGKILL after this (the shutdown timeout, plus a margin) */
 	uint64_t started;
 	uint64_t restart_at; /* when pid == 0 and not stopping: when to start it again */
 	int crashes;      /* consecutive short lives */
@@ -41,7 +43,7 @@ struct child {
 struct master {
 	struct config *cfg;
 	const struct master_opts *opts;
-	int **fds;        /* [process slot][listen index] */
+	struct listeners lis; /* child i of nslots serves socket sets i, i+nslots... */
 	int nslots;
 	struct child *slots;
 	struct child *retiring; /* children of older configurations */
@@ -87,10 +89,9 @@ static pid_t master_spawn(struct master *m, int slot)
 		return pid;
 	/* child: stop when the master dies, whatever the reason */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	for (int s = 0; s < m->nslots; s++)
-		if (s != slot)
-			for (size_t i = 0; i < m->cfg->nlisten; i++)
-				close(m->fds[s][i]);
+	int fds[LISTENERS_CHILD_MAX];
+	size_t nfds = listeners_for_child(&m->lis, slot, m->nslots, fds, LISTENERS_CHILD_MAX);
+	listeners_close_others(&m->lis, slot, m->nslots);
 	/* Children serve, so they drop privileges for good before touching a client. The master
 	 * keeps them: it must remove the pidfile it wrote as root, reopen logs and rebind on
 	 * reload, and it never reads a byte from the network. */
@@ -101,7 +102,7 @@ static pid_t master_spawn(struct master *m, int slot)
 	}
 	/* exit(), not _exit(): LeakSanitizer checks the child at exit in sanitizer builds (stdio
 	 * was flushed before the fork, so nothing of the master's is written twice) */
-	exit(acceptor_run(m->cfg, m->fds[slot], m->cfg->nlisten));
+	exit(acceptor_run(m->cfg, fds, nfds));
 }
 
 static void master_start_slot(struct master *m, int slot)
@@ -140,7 +141,8 @@ static int master_write_pidfile(const char *path)
 	return FERRY_OK;
 }
 
-/* Is the pidfile held by a live process? */
+/* Is the pidfile held by a live ferry? A pid that is gone, or that now belongs to another
+ * program (pids are reused after a crash or a reboot), is a stale file: ferry replaces it. */
 static int master_pidfile_live(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -149,7 +151,45 @@ static int master_pidfile_live(const char *path)
 	int pid = 0;
 	int ok = fscanf(f, "%d", &pid) == 1;
 	fclose(f);
-	return ok && pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM);
+	if (!ok || pid <= 0 || pid == getpid() || (kill(pid, 0) != 0 && errno != EPERM))
+		return 0;
+	char comm[64], name[32] = "";
+	snprintf(comm, sizeof(comm), "/proc/%d/comm", pid);
+	f = fopen(comm, "r");
+	if (f == NULL)
+		return 1; /* no /proc: trust the pid */
+	ok = fgets(name, sizeof(name), f) != NULL;
+	fclose(f);
+	return !ok || strncmp(name, "ferry", 5) == 0;
+}
+
+/* The pidfile tells root's init scripts and logrotate whom to signal, so nobody but root may
+ * be able to replace it: when ferry runs as root, its directory must belong to root and be
+ * writable by nobody else (like /run). The master writes it as root and keeps root (the
+ * children drop privileges), so it can also remove it at exit. */
+static int master_pidfile_dir_safe(const char *path, char *err, size_t errlen)
+{
+	if (geteuid() != 0)
+		return FERRY_OK;
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	struct stat st;
+	if (stat(dir, &st) != 0) {
+		snprintf(err, errlen, "pidfile directory %.300s: %s", dir, strerror(errno));
+		return FERRY_ERR;
+	}
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "pidfile directory %.300s must belong to root and be writable "
+			 "by root only (another user could redirect a kill sent by root)", dir);
+		return FERRY_ERR;
+	}
+	return FERRY_OK;
 }
 
 /* Detach. The launching process waits until the daemon reports on ready_fd whether it
@@ -353,18 +393,13 @@ static void reload_error(void *arg, const char *msg)
 	log_error("reload: %s", msg);
 }
 
-static int same_listeners(const struct config *a, const struct config *b)
-{
-	if (a->nlisten != b->nlisten)
-		return 0;
-	for (size_t i = 0; i < a->nlisten; i++)
-		if (a->listen[i].addrlen != b->listen[i].addrlen ||
-		    memcmp(&a->listen[i].addr, &b->listen[i].addr, a->listen[i].addrlen) != 0)
-			return 0;
-	return 1;
-}
-
-/* SIGHUP: new children on the same sockets with the new config; the old ones finish. */
+/* SIGHUP. The new configuration is checked first (file, added listen addresses); on any
+ * error the old one keeps running untouched. Then new children start on the kept sockets
+ * (listeners.c) before the old ones are told to stop, so every socket always has a child
+ * waiting on it or about to: a connection queued on a socket is accepted by whichever child
+ * of its set takes it first, and the old child hands nothing back because the queue belongs
+ * to the socket, not to the process. The old children stop accepting and finish their
+ * connections within [timeouts] shutdown (doc/design.md, "Reload"). */
 static void master_reload(struct master *m)
 {
 	if (m->opts->builtin) {
@@ -377,40 +412,53 @@ static void master_reload(struct master *m)
 			  m->opts->config_path);
 		return;
 	}
-	if (!same_listeners(cfg, m->cfg) || cfg->processes != m->cfg->processes) {
-		log_error("reload: changing listen or processes needs a restart; "
-			  "still running on the previous configuration");
+	/* everything that can fail comes before the first change */
+	struct child *slots = calloc((size_t)cfg->processes, sizeof(*slots));
+	int need = m->nretiring + m->nslots;
+	if (slots != NULL && need > m->capretiring) {
+		struct child *r = realloc(m->retiring, (size_t)need * sizeof(*r));
+		if (r == NULL) {
+			free(slots);
+			slots = NULL;
+		} else {
+			m->retiring = r;
+			m->capretiring = need;
+		}
+	}
+	char err[512];
+	if (slots == NULL) {
+		log_error("reload: out of memory; still running on the previous configuration");
 		config_free(cfg);
 		return;
 	}
+	if (listeners_update(&m->lis, m->cfg, cfg, err, sizeof(err)) != FERRY_OK) {
+		log_error("reload: %s; still running on the previous configuration", err);
+		free(slots);
+		config_free(cfg);
+		return;
+	}
+	uint64_t kill_at = now_ms() + m->cfg->shutdown_ms + 2000;
+	int first_old = m->nretiring;
 	for (int i = 0; i < m->nslots; i++) {
 		if (m->slots[i].pid <= 0)
 			continue;
-		if (m->nretiring == m->capretiring) {
-			int cap = m->capretiring ? m->capretiring * 2 : 8;
-			struct child *r = realloc(m->retiring, (size_t)cap * sizeof(*r));
-			if (r == NULL) {
-				log_error("reload: out of memory");
-				config_free(cfg);
-				return;
-			}
-			m->retiring = r;
-			m->capretiring = cap;
-		}
 		m->retiring[m->nretiring] = m->slots[i];
 		m->retiring[m->nretiring].retiring = 1;
+		m->retiring[m->nretiring].kill_at = kill_at;
 		m->nretiring++;
-		kill(m->slots[i].pid, SIGTERM);
-		m->slots[i].pid = 0;
 	}
+	free(m->slots);
+	m->slots = slots;
+	m->nslots = cfg->processes;
 	config_free(m->cfg);
 	m->cfg = cfg;
 	log_set_level((enum log_level)cfg->log_level);
-	for (int i = 0; i < m->nslots; i++) {
-		m->slots[i].crashes = 0;
+	for (int i = 0; i < m->nslots; i++)
 		master_start_slot(m, i);
-	}
-	log_info("reloaded %s", m->opts->config_path);
+	for (int i = first_old; i < m->nretiring; i++)
+		kill(m->retiring[i].pid, SIGTERM);
+	log_info("reloaded %s: %d processes on %zu listen addresses; %d old processes finishing",
+		 m->opts->config_path, m->nslots, cfg->nlisten, m->nretiring - first_old);
 }
 
 int master_run(struct config *cfg, const struct master_opts *opts)
@@ -442,25 +490,24 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		log_error("%s: another ferry is running", cfg->pidfile);
 		goto out;
 	}
+	if (cfg->pidfile && master_pidfile_dir_safe(cfg->pidfile, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
+		log_error("%s", err);
+		goto out;
+	}
 	if (acceptor_probe(cfg, err, sizeof(err)) != FERRY_OK) {
 		fprintf(stderr, "ferry: %s\n", err);
 		goto out;
 	}
 	m.nslots = cfg->processes;
-	m.fds = calloc((size_t)m.nslots, sizeof(*m.fds));
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
-	if (m.fds == NULL || m.slots == NULL) {
+	if (m.slots == NULL) {
 		fprintf(stderr, "ferry: out of memory\n");
 		goto out;
 	}
-	for (int s = 0; s < m.nslots; s++) {
-		m.fds[s] = calloc(cfg->nlisten, sizeof(int));
-		if (m.fds[s] == NULL || acceptor_bind(cfg, m.fds[s], err, sizeof(err)) != FERRY_OK) {
-			fprintf(stderr, "ferry: %s\n", m.fds[s] ? err : "out of memory");
-			free(m.fds[s]);
-			m.fds[s] = NULL;
-			goto out;
-		}
+	if (listeners_open(&m.lis, cfg, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
+		goto out;
 	}
 	if (master_check_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
 		fprintf(stderr, "ferry: %s\n", err);
@@ -508,6 +555,15 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			m.kill_at = 0;
 		}
 		uint64_t wait = 1000;
+		for (int i = 0; i < m.nretiring; i++) {
+			struct child *c = &m.retiring[i];
+			if (c->pid > 0 && c->kill_at && now >= c->kill_at) {
+				log_warn("old child pid %d still running after the shutdown timeout: killing it",
+					 (int)c->pid);
+				kill(c->pid, SIGKILL);
+				c->kill_at = 0;
+			}
+		}
 		for (int s = 0; s < m.nslots && !m.stopping; s++) {
 			struct child *c = &m.slots[s];
 			if (c->pid == 0) {
@@ -547,7 +603,10 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 				master_reload(&m);
 			break;
 		case SIGUSR1:
+			/* rotation: the master's own log here, the children's logs in their own
+			 * processes (they hold their own descriptors) */
 			log_reopen();
+			log_info("SIGUSR1: log files reopened");
 			master_signal_all(&m, SIGUSR1);
 			break;
 		default:
@@ -561,16 +620,7 @@ out:
 	master_detached(ready_fd, 3);
 	if (m.pidfile_written)
 		unlink(m.cfg->pidfile);
-	if (m.fds) {
-		for (int s = 0; s < m.nslots; s++) {
-			if (m.fds[s] == NULL)
-				continue;
-			for (size_t i = 0; i < m.cfg->nlisten; i++)
-				close(m.fds[s][i]);
-			free(m.fds[s]);
-		}
-	}
-	free(m.fds);
+	listeners_close(&m.lis);
 	free(m.slots);
 	free(m.retiring);
 	config_free(m.cfg);
