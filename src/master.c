@@ -51,7 +51,7 @@ struct master {
 	int stopping;
 	int unclean;      /* a child did not finish cleanly while stopping: exit 1 */
 	uint64_t kill_at;
-	int pidfile_written;
+	char *pidfile;    /* as written at start (a reload may name another): removed at exit */
 };
 
 static uint64_t now_ms(void)
@@ -426,6 +426,12 @@ static void master_reload(struct master *m)
 		}
 	}
 	char err[512];
+	if (master_check_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
+		log_error("reload: %s; still running on the previous configuration", err);
+		free(slots);
+		config_free(cfg);
+		return;
+	}
 	if (slots == NULL) {
 		log_error("reload: out of memory; still running on the previous configuration");
 		config_free(cfg);
@@ -526,7 +532,12 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			log_error("cannot write pidfile %s: %s", cfg->pidfile, strerror(errno));
 			goto out;
 		}
-		m.pidfile_written = 1;
+		m.pidfile = strdup(cfg->pidfile);
+		if (m.pidfile == NULL) {
+			unlink(cfg->pidfile);
+			fprintf(stderr, "ferry: out of memory\n");
+			goto out;
+		}
 	}
 
 	master_raise_nofile();
@@ -618,8 +629,9 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		rc = 1;
 out:
 	master_detached(ready_fd, 3);
-	if (m.pidfile_written)
-		unlink(m.cfg->pidfile);
+	if (m.pidfile)
+		unlink(m.pidfile);
+	free(m.pidfile);
 	listeners_close(&m.lis);
 	free(m.slots);
 	free(m.retiring);
