@@ -103,6 +103,8 @@ struct acceptor {
 	int sig_fd;   /* signalfd */
 	uint64_t wakeups, empty_wakeups, accepted, denied;
 	int stopping;
+	const int *fds;  /* the listeners, drained once on a graceful stop */
+	size_t nfds;
 };
 
 static int acceptor_total(struct acceptor *a)
@@ -197,6 +199,12 @@ static int acceptor_signal(struct acceptor *a)
 			if (a->stopping) {
 				now = 1; /* a second request: stop at once */
 			} else {
+				/* clients the kernel queued for this process before the stop are
+				 * served, not reset when the last descriptor of the socket closes */
+				uint64_t empty = a->empty_wakeups; /* not wake-ups: not counted */
+				for (size_t i = 0; i < a->nfds; i++)
+					acceptor_drain(a, a->fds[i]);
+				a->empty_wakeups = empty;
 				a->stopping = 1;
 				for (int i = 0; i < a->nworkers; i++)
 					worker_request_stop(&a->workers[i], 0);
@@ -236,6 +244,8 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 	int started = 0, initialized = 0;
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
+	a.fds = fds;
+	a.nfds = nfds < 64 ? nfds : 64;
 	a.wake_fd = -1;
 	a.sig_fd = -1;
 	atomic_init(&a.paused, 0);

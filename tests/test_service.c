@@ -216,6 +216,45 @@ START_TEST(graceful_stop_finishes_request)
 }
 END_TEST
 
+/* A client the kernel queued before SIGTERM (the child was not accepting at that moment:
+ * here it is SIGSTOPped) is still served, not reset when the sockets close. */
+START_TEST(graceful_stop_serves_queued_client)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	ck_assert(quick_request(f.port));
+	pid_t child = harness_ferry_child(&f, 5000);
+	ck_assert_int_gt(child, 0);
+	ck_assert_int_eq(kill(child, SIGSTOP), 0);
+	struct harness_conn conn;
+	ck_assert_int_eq(harness_connect(&conn, f.port), FERRY_OK); /* in the backlog */
+	ck_assert_int_eq(harness_send_str(&conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
+	ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
+	sleep_ms(200); /* the master has passed SIGTERM on: it waits in the stopped child */
+	ck_assert_int_eq(kill(child, SIGCONT), 0);
+	struct harness_resp r;
+	ck_assert_msg(harness_read_response(&conn, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		      "queued client not served (err %d, eof %d)", conn.err, conn.eof);
+	ck_assert_int_eq(r.status, 400);
+	harness_resp_free(&r);
+	harness_close(&conn);
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 500 && w == 0; i++) {
+		w = waitpid(f.pid, &st, WNOHANG);
+		if (w == 0)
+			sleep_ms(10);
+	}
+	ck_assert_int_eq(w, f.pid);
+	f.pid = 0;
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	harness_ferry_stop(&f);
+}
+END_TEST
+
 /* SIGHUP with a valid file: new children, still serving; with a broken file: logged, the old
  * configuration keeps serving. */
 START_TEST(reload_valid_and_invalid)
@@ -779,6 +818,7 @@ static Suite *service_suite(void)
 	tcase_add_loop_test(tc, one_connection_wakes_one_process, 0, 2);
 	tcase_add_loop_test(tc, killed_child_is_replaced, 0, 2);
 	tcase_add_loop_test(tc, graceful_stop_finishes_request, 0, 2);
+	tcase_add_loop_test(tc, graceful_stop_serves_queued_client, 0, 2);
 	tcase_add_loop_test(tc, reload_valid_and_invalid, 0, 2);
 	tcase_add_loop_test(tc, daemon_and_pidfile, 0, 2);
 	tcase_add_loop_test(tc, pidfile_directory_must_be_root_only, 0, 2);
