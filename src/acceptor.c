@@ -236,7 +236,7 @@ static int workers_exited(struct acceptor *a)
 	return 1;
 }
 
-int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
+int acceptor_run(const struct config *cfg, const int *fds, size_t nfds, int ready_fd)
 {
 	struct acceptor a;
 	char err[256];
@@ -299,6 +299,13 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 		}
 	}
 	log_debug("child ready: %d workers, %s", a.nworkers, loop_backend_name(a.workers[0].loop));
+	if (ready_fd >= 0) {
+		char one = 1;
+		if (write(ready_fd, &one, 1) != 1)
+			log_warn("telling the master this process is ready: %s", strerror(errno));
+		close(ready_fd);
+		ready_fd = -1;
+	}
 
 	struct pollfd pfd[2 + 64];
 	size_t nl = nfds < 64 ? nfds : 64;
@@ -359,6 +366,8 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 			worker_request_stop(&a.workers[i], 1);
 	status = 0;
 out:
+	if (ready_fd >= 0)
+		close(ready_fd); /* never ready: the master sees EOF */
 	for (int i = 0; i < started; i++)
 		worker_join(&a.workers[i]);
 	log_info("child exiting: %llu wake-ups, %llu accepted, %llu denied, %llu wake-ups found nothing",

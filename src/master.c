@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 
 #define MAX_BACKOFF_MS 30000
 #define STABLE_MS 10000 /* a child that lived this long is not "crashing" */
+#define READY_WAIT_MS 10000 /* reload: longest wait for the new children to accept */
 
 struct child {
 	pid_t pid;        /* 0: not running */
@@ -77,7 +79,8 @@ static void master_raise_nofile(void)
 
 static int master_drop_privileges(const struct config *cfg, char *err, size_t errlen);
 
-static pid_t master_spawn(struct master *m, int slot)
+/* ready_fd: the write end of a pipe the new child reports on when it accepts (or -1). */
+static pid_t master_spawn(struct master *m, int slot, int ready_fd)
 {
 	fflush(NULL);
 	pid_t pid = fork();
@@ -102,13 +105,13 @@ static pid_t master_spawn(struct master *m, int slot)
 	}
 	/* exit(), not _exit(): LeakSanitizer checks the child at exit in sanitizer builds (stdio
 	 * was flushed before the fork, so nothing of the master's is written twice) */
-	exit(acceptor_run(m->cfg, fds, nfds));
+	exit(acceptor_run(m->cfg, fds, nfds, ready_fd));
 }
 
-static void master_start_slot(struct master *m, int slot)
+static void master_start_slot(struct master *m, int slot, int ready_fd)
 {
 	struct child *c = &m->slots[slot];
-	pid_t pid = master_spawn(m, slot);
+	pid_t pid = master_spawn(m, slot, ready_fd);
 	if (pid < 0) {
 		c->restart_at = now_ms() + 1000;
 		return;
@@ -393,6 +396,52 @@ static void reload_error(void *arg, const char *msg)
 	log_error("reload: %s", msg);
 }
 
+/* Start every slot, and wait (bounded) until each new child accepts or has died, so that
+ * the old children, which accept on the same sockets, are stopped only then. */
+static void master_start_ready(struct master *m)
+{
+	struct pollfd *p = calloc((size_t)m->nslots, sizeof(*p));
+	for (int i = 0; i < m->nslots; i++) {
+		int fds[2] = { -1, -1 };
+		if (p == NULL || pipe2(fds, O_CLOEXEC) != 0)
+			fds[0] = fds[1] = -1;
+		master_start_slot(m, i, fds[1]);
+		if (fds[1] >= 0)
+			close(fds[1]); /* the child's now: EOF when it dies before it is ready */
+		if (p) {
+			p[i].fd = m->slots[i].pid > 0 ? fds[0] : -1;
+			p[i].events = POLLIN;
+			if (p[i].fd < 0 && fds[0] >= 0)
+				close(fds[0]);
+		}
+	}
+	if (p == NULL)
+		return;
+	uint64_t deadline = now_ms() + READY_WAIT_MS;
+	for (;;) {
+		int waiting = 0;
+		for (int i = 0; i < m->nslots; i++)
+			waiting += p[i].fd >= 0;
+		uint64_t now = now_ms();
+		if (waiting == 0 || now >= deadline)
+			break;
+		if (poll(p, (nfds_t)m->nslots, (int)(deadline - now)) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < m->nslots; i++)
+			if (p[i].fd >= 0 && p[i].revents) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			}
+	}
+	for (int i = 0; i < m->nslots; i++)
+		if (p[i].fd >= 0) {
+			log_warn("reload: new child %d not ready after %d ms; stopping the old ones anyway",
+				 i, READY_WAIT_MS);
+			close(p[i].fd);
+		}
+	free(p);
+}
+
 /* SIGHUP. The new configuration is checked first (file, added listen addresses); on any
  * error the old one keeps running untouched. Then new children start on the kept sockets
  * (listeners.c) before the old ones are told to stop, so every socket always has a child
@@ -459,8 +508,7 @@ static void master_reload(struct master *m)
 	config_free(m->cfg);
 	m->cfg = cfg;
 	log_set_level((enum log_level)cfg->log_level);
-	for (int i = 0; i < m->nslots; i++)
-		master_start_slot(m, i);
+	master_start_ready(m);
 	for (int i = first_old; i < m->nretiring; i++)
 		kill(m->retiring[i].pid, SIGTERM);
 	log_info("reloaded %s: %d processes on %zu listen addresses; %d old processes finishing",
@@ -542,7 +590,7 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 
 	master_raise_nofile();
 	for (int s = 0; s < m.nslots; s++)
-		master_start_slot(&m, s);
+		master_start_slot(&m, s, -1);
 	{
 		char addrs[512] = "";
 		size_t off = 0;
@@ -579,7 +627,7 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			struct child *c = &m.slots[s];
 			if (c->pid == 0) {
 				if (c->restart_at <= now)
-					master_start_slot(&m, s);
+					master_start_slot(&m, s, -1);
 				else if (c->restart_at - now < wait)
 					wait = c->restart_at - now;
 			}

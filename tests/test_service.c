@@ -673,8 +673,9 @@ START_TEST(reload_under_load)
 		ok += loads[i].ok;
 		failed += loads[i].failed;
 		retried += loads[i].retried;
-		if (loads[i].failed)
-			fprintf(stderr, "client %d: %ld failed, first: %s\n", i, loads[i].failed, loads[i].why);
+		fprintf(stderr, "client %d (%s, %s): %ld ok, %ld failed%s%s\n", i,
+			loads[i].keepalive ? "kept-alive" : "new connections", loads[i].path, loads[i].ok,
+			loads[i].failed, loads[i].failed ? ", first: " : "", loads[i].why);
 	}
 	fprintf(stderr, "reload_under_load (%s): %ld ok, %ld failed, %ld kept-alive retries\n",
 		muxes[_i], ok, failed, retried);
