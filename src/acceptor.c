@@ -120,6 +120,8 @@ struct acceptor {
 	int sig_fd;   /* signalfd */
 	uint64_t wakeups, empty_wakeups, accepted, denied;
 	int stopping;
+	const int *fds;  /* the listeners, drained once on a graceful stop */
+	size_t nfds;
 };
 
 static int acceptor_total(struct acceptor *a)
@@ -241,6 +243,12 @@ static int acceptor_signal(struct acceptor *a)
 			if (a->stopping) {
 				now = 1; /* a second request: stop at once */
 			} else {
+				/* clients the kernel queued for this process before the stop are
+				 * served, not reset when the last descriptor of the socket closes */
+				uint64_t empty = a->empty_wakeups; /* not wake-ups: not counted */
+				for (size_t i = 0; i < a->nfds; i++)
+					acceptor_drain(a, a->fds[i]);
+				a->empty_wakeups = empty;
 				a->stopping = 1;
 				for (int i = 0; i < a->nworkers; i++)
 					worker_request_stop(&a->workers[i], 0);
@@ -273,7 +281,7 @@ static int workers_exited(struct acceptor *a)
 	return 1;
 }
 
-int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
+int acceptor_run(const struct config *cfg, const int *fds, size_t nfds, int ready_fd)
 {
 	struct acceptor a;
 	char err[256];
@@ -281,6 +289,8 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 	int started = 0, initialized = 0;
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
+	a.fds = fds;
+	a.nfds = nfds < 64 ? nfds : 64;
 	a.wake_fd = -1;
 	a.sig_fd = -1;
 	atomic_init(&a.paused, 0);
@@ -339,6 +349,13 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 		}
 	}
 	log_debug("child ready: %d workers, %s", a.nworkers, loop_backend_name(a.workers[0].loop));
+	if (ready_fd >= 0) {
+		char one = 1;
+		if (write(ready_fd, &one, 1) != 1)
+			log_warn("telling the master this process is ready: %s", strerror(errno));
+		close(ready_fd);
+		ready_fd = -1;
+	}
 
 	struct pollfd pfd[2 + 64];
 	size_t nl = nfds < 64 ? nfds : 64;
@@ -400,6 +417,8 @@ int acceptor_run(const struct config *cfg, const int *fds, size_t nfds)
 			worker_request_stop(&a.workers[i], 1);
 	status = 0;
 out:
+	if (ready_fd >= 0)
+		close(ready_fd); /* never ready: the master sees EOF */
 	for (int i = 0; i < started; i++)
 		worker_join(&a.workers[i]);
 	log_info("child exiting: %llu wake-ups, %llu accepted, %llu denied, %llu wake-ups found nothing",

@@ -29,7 +29,10 @@ int acceptor_client_check(const struct config *cfg, struct clients *clients,
 			  const struct sockaddr *sa, int *counted);
 
 /* Run a child process: workers plus the accept loop in the calling thread, until SIGTERM /
- * SIGINT (graceful) or SIGQUIT (at once). Returns the process exit status. */
-int acceptor_run(const struct config *cfg, const int *fds, size_t nfds);
+ * SIGINT (graceful) or SIGQUIT (at once). Once the workers run and the acceptor is about to
+ * wait for connections, one byte is written to ready_fd and it is closed (-1: none), so the
+ * master can stop an old child only when its replacement accepts. Returns the process exit
+ * status. */
+int acceptor_run(const struct config *cfg, const int *fds, size_t nfds, int ready_fd);
 
 #endif

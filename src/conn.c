@@ -2300,10 +2300,10 @@ void conn_drain_idle(struct worker *w)
 	while (c) {
 		struct conn *next = c->next;
 		char byte;
-		/* idle means nothing sent: a request already in the socket but not read yet (the
-		 * client sent it just before the stop) is in flight and gets its answer */
-		if ((c->state == CS_HEAD || c->state == CS_PROXY) && !c->got_bytes &&
-		    (!c->cin || buf_len(c->cin) == 0) &&
+		/* idle: a kept-alive connection between requests with nothing sent. A fresh one's
+		 * first request may be on its way (the client connected before the stop), and a
+		 * request already in the socket but not read yet is in flight: both get answers */
+		if (c->state == CS_HEAD && c->nreq > 0 && !c->got_bytes && (!c->cin || buf_len(c->cin) == 0) &&
 		    recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
 			conn_close(c, 0);
 		else

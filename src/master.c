@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 
 #include "acceptor.h"
 #include "admin.h"
+#include "listeners.h"
 #include "log.h"
 #include "master.h"
 #include "stats.h"
@@ -31,10 +33,12 @@
 
 #define MAX_BACKOFF_MS 30000
 #define STABLE_MS 10000 /* a child that lived this long is not "crashing" */
+#define READY_WAIT_MS 10000 /* reload: longest wait for the new children to accept */
 
 struct child {
 	pid_t pid;        /* 0: not running */
 	int retiring;     /* from an older configuration: finishing, not restarted */
+	uint64_t kill_at; /* retiring: SIGKILL after this (the shutdown timeout, plus a margin) */
 	uint64_t started;
 	uint64_t restart_at; /* when pid == 0 and not stopping: when to start it again */
 	int crashes;      /* consecutive short lives */
@@ -44,7 +48,7 @@ struct child {
 struct master {
 	struct config *cfg;
 	const struct master_opts *opts;
-	int **fds;        /* [process slot][listen index] */
+	struct listeners lis; /* child i of nslots serves socket sets i, i+nslots... */
 	int nslots;
 	struct child *slots;
 	struct child *retiring; /* children of older configurations */
@@ -52,7 +56,7 @@ struct master {
 	int stopping;
 	int unclean;      /* a child did not finish cleanly while stopping: exit 1 */
 	uint64_t kill_at;
-	int pidfile_written;
+	char *pidfile;    /* as written at start (a reload may name another): removed at exit */
 	struct stats *stats;     /* shared counters (stats.h), mapped before any fork */
 	struct admin *admin;     /* [admin] listen, or NULL */
 	uint64_t generation;     /* configuration generation: 1, +1 per reload */
@@ -81,7 +85,9 @@ static void master_raise_nofile(void)
 
 static int master_drop_privileges(const struct config *cfg, char *err, size_t errlen);
 
-static pid_t master_spawn(struct master *m, int slot, int stat_slot)
+/* ready_fd: the write end of a pipe the new child reports on when it accepts (or -1);
+ * stat_slot: its process slot in the shared counters (-1: none). */
+static pid_t master_spawn(struct master *m, int slot, int ready_fd, int stat_slot)
 {
 	fflush(NULL);
 	pid_t pid = fork();
@@ -95,10 +101,9 @@ static pid_t master_spawn(struct master *m, int slot, int stat_slot)
 	admin_close_in_child(m->admin);
 	/* child: stop when the master dies, whatever the reason */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	for (int s = 0; s < m->nslots; s++)
-		if (s != slot)
-			for (size_t i = 0; i < m->cfg->nlisten; i++)
-				close(m->fds[s][i]);
+	int fds[LISTENERS_CHILD_MAX];
+	size_t nfds = listeners_for_child(&m->lis, slot, m->nslots, fds, LISTENERS_CHILD_MAX);
+	listeners_close_others(&m->lis, slot, m->nslots);
 	/* Children serve, so they drop privileges for good before touching a client. The master
 	 * keeps them: it must remove the pidfile it wrote as root, reopen logs and rebind on
 	 * reload, and it never reads a byte from the network. */
@@ -109,16 +114,16 @@ static pid_t master_spawn(struct master *m, int slot, int stat_slot)
 	}
 	/* exit(), not _exit(): LeakSanitizer checks the child at exit in sanitizer builds (stdio
 	 * was flushed before the fork, so nothing of the master's is written twice) */
-	exit(acceptor_run(m->cfg, m->fds[slot], m->cfg->nlisten));
+	exit(acceptor_run(m->cfg, fds, nfds, ready_fd));
 }
 
-static void master_start_slot(struct master *m, int slot)
+static void master_start_slot(struct master *m, int slot, int ready_fd)
 {
 	struct child *c = &m->slots[slot];
 	int ss = stats_claim(m->stats, m->generation);
 	if (ss < 0 && m->stats)
 		log_warn("child %d: every counter slot is taken (children still finishing): its counters are not shared", slot);
-	pid_t pid = master_spawn(m, slot, ss);
+	pid_t pid = master_spawn(m, slot, ready_fd, ss);
 	if (pid < 0) {
 		stats_release(m->stats, ss);
 		c->restart_at = now_ms() + 1000;
@@ -153,7 +158,8 @@ static int master_write_pidfile(const char *path)
 	return FERRY_OK;
 }
 
-/* Is the pidfile held by a live process? */
+/* Is the pidfile held by a live ferry? A pid that is gone, or that now belongs to another
+ * program (pids are reused after a crash or a reboot), is a stale file: ferry replaces it. */
 static int master_pidfile_live(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -162,7 +168,45 @@ static int master_pidfile_live(const char *path)
 	int pid = 0;
 	int ok = fscanf(f, "%d", &pid) == 1;
 	fclose(f);
-	return ok && pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM);
+	if (!ok || pid <= 0 || pid == getpid() || (kill(pid, 0) != 0 && errno != EPERM))
+		return 0;
+	char comm[64], name[32] = "";
+	snprintf(comm, sizeof(comm), "/proc/%d/comm", pid);
+	f = fopen(comm, "r");
+	if (f == NULL)
+		return 1; /* no /proc: trust the pid */
+	ok = fgets(name, sizeof(name), f) != NULL;
+	fclose(f);
+	return !ok || strncmp(name, "ferry", 5) == 0;
+}
+
+/* The pidfile tells root's init scripts and logrotate whom to signal, so nobody but root may
+ * be able to replace it: when ferry runs as root, its directory must belong to root and be
+ * writable by nobody else (like /run). The master writes it as root and keeps root (the
+ * children drop privileges), so it can also remove it at exit. */
+static int master_pidfile_dir_safe(const char *path, char *err, size_t errlen)
+{
+	if (geteuid() != 0)
+		return FERRY_OK;
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	struct stat st;
+	if (stat(dir, &st) != 0) {
+		snprintf(err, errlen, "pidfile directory %.300s: %s", dir, strerror(errno));
+		return FERRY_ERR;
+	}
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "pidfile directory %.300s must belong to root and be writable "
+			 "by root only (another user could redirect a kill sent by root)", dir);
+		return FERRY_ERR;
+	}
+	return FERRY_OK;
 }
 
 /* Detach. The launching process waits until the daemon reports on ready_fd whether it
@@ -368,18 +412,59 @@ static void reload_error(void *arg, const char *msg)
 	log_error("reload: %s", msg);
 }
 
-static int same_listeners(const struct config *a, const struct config *b)
+/* Start every slot, and wait (bounded) until each new child accepts or has died, so that
+ * the old children, which accept on the same sockets, are stopped only then. */
+static void master_start_ready(struct master *m)
 {
-	if (a->nlisten != b->nlisten)
-		return 0;
-	for (size_t i = 0; i < a->nlisten; i++)
-		if (a->listen[i].addrlen != b->listen[i].addrlen ||
-		    memcmp(&a->listen[i].addr, &b->listen[i].addr, a->listen[i].addrlen) != 0)
-			return 0;
-	return 1;
+	struct pollfd *p = calloc((size_t)m->nslots, sizeof(*p));
+	for (int i = 0; i < m->nslots; i++) {
+		int fds[2] = { -1, -1 };
+		if (p == NULL || pipe2(fds, O_CLOEXEC) != 0)
+			fds[0] = fds[1] = -1;
+		master_start_slot(m, i, fds[1]);
+		if (fds[1] >= 0)
+			close(fds[1]); /* the child's now: EOF when it dies before it is ready */
+		if (p) {
+			p[i].fd = m->slots[i].pid > 0 ? fds[0] : -1;
+			p[i].events = POLLIN;
+			if (p[i].fd < 0 && fds[0] >= 0)
+				close(fds[0]);
+		}
+	}
+	if (p == NULL)
+		return;
+	uint64_t deadline = now_ms() + READY_WAIT_MS;
+	for (;;) {
+		int waiting = 0;
+		for (int i = 0; i < m->nslots; i++)
+			waiting += p[i].fd >= 0;
+		uint64_t now = now_ms();
+		if (waiting == 0 || now >= deadline)
+			break;
+		if (poll(p, (nfds_t)m->nslots, (int)(deadline - now)) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < m->nslots; i++)
+			if (p[i].fd >= 0 && p[i].revents) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			}
+	}
+	for (int i = 0; i < m->nslots; i++)
+		if (p[i].fd >= 0) {
+			log_warn("reload: new child %d not ready after %d ms; stopping the old ones anyway",
+				 i, READY_WAIT_MS);
+			close(p[i].fd);
+		}
+	free(p);
 }
 
-/* SIGHUP: new children on the same sockets with the new config; the old ones finish. */
+/* SIGHUP. The new configuration is checked first (file, added listen addresses); on any
+ * error the old one keeps running untouched. Then new children start on the kept sockets
+ * (listeners.c) before the old ones are told to stop, so every socket always has a child
+ * waiting on it or about to: a connection queued on a socket is accepted by whichever child
+ * of its set takes it first, and the old child hands nothing back because the queue belongs
+ * to the socket, not to the process. The old children stop accepting and finish their
+ * connections within [timeouts] shutdown (doc/design.md, "Reload"). */
 static void master_reload(struct master *m)
 {
 	if (m->opts->builtin) {
@@ -392,42 +477,60 @@ static void master_reload(struct master *m)
 			  m->opts->config_path);
 		return;
 	}
-	if (!same_listeners(cfg, m->cfg) || cfg->processes != m->cfg->processes) {
-		log_error("reload: changing listen or processes needs a restart; "
-			  "still running on the previous configuration");
+	/* everything that can fail comes before the first change */
+	struct child *slots = calloc((size_t)cfg->processes, sizeof(*slots));
+	int need = m->nretiring + m->nslots;
+	if (slots != NULL && need > m->capretiring) {
+		struct child *r = realloc(m->retiring, (size_t)need * sizeof(*r));
+		if (r == NULL) {
+			free(slots);
+			slots = NULL;
+		} else {
+			m->retiring = r;
+			m->capretiring = need;
+		}
+	}
+	char err[512];
+	if (master_check_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
+		log_error("reload: %s; still running on the previous configuration", err);
+		free(slots);
 		config_free(cfg);
 		return;
 	}
+	if (slots == NULL) {
+		log_error("reload: out of memory; still running on the previous configuration");
+		config_free(cfg);
+		return;
+	}
+	if (listeners_update(&m->lis, m->cfg, cfg, err, sizeof(err)) != FERRY_OK) {
+		log_error("reload: %s; still running on the previous configuration", err);
+		free(slots);
+		config_free(cfg);
+		return;
+	}
+	uint64_t kill_at = now_ms() + m->cfg->shutdown_ms + 2000;
+	int first_old = m->nretiring;
 	for (int i = 0; i < m->nslots; i++) {
 		if (m->slots[i].pid <= 0)
 			continue;
-		if (m->nretiring == m->capretiring) {
-			int cap = m->capretiring ? m->capretiring * 2 : 8;
-			struct child *r = realloc(m->retiring, (size_t)cap * sizeof(*r));
-			if (r == NULL) {
-				log_error("reload: out of memory");
-				config_free(cfg);
-				return;
-			}
-			m->retiring = r;
-			m->capretiring = cap;
-		}
 		m->retiring[m->nretiring] = m->slots[i];
 		m->retiring[m->nretiring].retiring = 1;
+		m->retiring[m->nretiring].kill_at = kill_at;
 		m->nretiring++;
-		kill(m->slots[i].pid, SIGTERM);
-		m->slots[i].pid = 0;
 	}
+	free(m->slots);
+	m->slots = slots;
+	m->nslots = cfg->processes;
 	config_free(m->cfg);
 	m->cfg = cfg;
 	m->generation++;
 	admin_set_config(m->admin, cfg, m->generation);
 	log_set_level((enum log_level)cfg->log_level);
-	for (int i = 0; i < m->nslots; i++) {
-		m->slots[i].crashes = 0;
-		master_start_slot(m, i);
-	}
-	log_info("reloaded %s", m->opts->config_path);
+	master_start_ready(m);
+	for (int i = first_old; i < m->nretiring; i++)
+		kill(m->retiring[i].pid, SIGTERM);
+	log_info("reloaded %s: %d processes on %zu listen addresses; %d old processes finishing",
+		 m->opts->config_path, m->nslots, cfg->nlisten, m->nretiring - first_old);
 }
 
 int master_run(struct config *cfg, const struct master_opts *opts)
@@ -459,6 +562,11 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		log_error("%s: another ferry is running", cfg->pidfile);
 		goto out;
 	}
+	if (cfg->pidfile && master_pidfile_dir_safe(cfg->pidfile, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
+		log_error("%s", err);
+		goto out;
+	}
 	if (acceptor_probe(cfg, err, sizeof(err)) != FERRY_OK) {
 		fprintf(stderr, "ferry: %s\n", err);
 		goto out;
@@ -481,20 +589,14 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		}
 	}
 	m.nslots = cfg->processes;
-	m.fds = calloc((size_t)m.nslots, sizeof(*m.fds));
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
-	if (m.fds == NULL || m.slots == NULL) {
+	if (m.slots == NULL) {
 		fprintf(stderr, "ferry: out of memory\n");
 		goto out;
 	}
-	for (int s = 0; s < m.nslots; s++) {
-		m.fds[s] = calloc(cfg->nlisten, sizeof(int));
-		if (m.fds[s] == NULL || acceptor_bind(cfg, m.fds[s], err, sizeof(err)) != FERRY_OK) {
-			fprintf(stderr, "ferry: %s\n", m.fds[s] ? err : "out of memory");
-			free(m.fds[s]);
-			m.fds[s] = NULL;
-			goto out;
-		}
+	if (listeners_open(&m.lis, cfg, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
+		goto out;
 	}
 	if (master_check_privileges(cfg, err, sizeof(err)) != FERRY_OK) {
 		fprintf(stderr, "ferry: %s: %s\n",
@@ -517,7 +619,12 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			log_error("cannot write pidfile %s: %s", cfg->pidfile, strerror(errno));
 			goto out;
 		}
-		m.pidfile_written = 1;
+		m.pidfile = strdup(cfg->pidfile);
+		if (m.pidfile == NULL) {
+			unlink(cfg->pidfile);
+			fprintf(stderr, "ferry: out of memory\n");
+			goto out;
+		}
 	}
 
 	master_raise_nofile();
@@ -528,7 +635,7 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		goto out;
 	}
 	for (int s = 0; s < m.nslots; s++)
-		master_start_slot(&m, s);
+		master_start_slot(&m, s, -1);
 	{
 		char addrs[512] = "";
 		size_t off = 0;
@@ -552,11 +659,20 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			m.kill_at = 0;
 		}
 		uint64_t wait = 1000;
+		for (int i = 0; i < m.nretiring; i++) {
+			struct child *c = &m.retiring[i];
+			if (c->pid > 0 && c->kill_at && now >= c->kill_at) {
+				log_warn("old child pid %d still running after the shutdown timeout: killing it",
+					 (int)c->pid);
+				kill(c->pid, SIGKILL);
+				c->kill_at = 0;
+			}
+		}
 		for (int s = 0; s < m.nslots && !m.stopping; s++) {
 			struct child *c = &m.slots[s];
 			if (c->pid == 0) {
 				if (c->restart_at <= now)
-					master_start_slot(&m, s);
+					master_start_slot(&m, s, -1);
 				else if (c->restart_at - now < wait)
 					wait = c->restart_at - now;
 			}
@@ -593,7 +709,10 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 				master_reload(&m);
 			break;
 		case SIGUSR1:
+			/* rotation: the master's own log here, the children's logs in their own
+			 * processes (they hold their own descriptors) */
 			log_reopen();
+			log_info("SIGUSR1: log files reopened");
 			master_signal_all(&m, SIGUSR1);
 			break;
 		default:
@@ -605,18 +724,10 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		rc = 1;
 out:
 	master_detached(ready_fd, 3);
-	if (m.pidfile_written)
-		unlink(m.cfg->pidfile);
-	if (m.fds) {
-		for (int s = 0; s < m.nslots; s++) {
-			if (m.fds[s] == NULL)
-				continue;
-			for (size_t i = 0; i < m.cfg->nlisten; i++)
-				close(m.fds[s][i]);
-			free(m.fds[s]);
-		}
-	}
-	free(m.fds);
+	if (m.pidfile)
+		unlink(m.pidfile);
+	free(m.pidfile);
+	listeners_close(&m.lis);
 	free(m.slots);
 	free(m.retiring);
 	admin_destroy(m.admin);

@@ -5,6 +5,8 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +216,45 @@ START_TEST(graceful_stop_finishes_request)
 }
 END_TEST
 
+/* A client the kernel queued before SIGTERM (the child was not accepting at that moment:
+ * here it is SIGSTOPped) is still served, not reset when the sockets close. */
+START_TEST(graceful_stop_serves_queued_client)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	ck_assert(quick_request(f.port));
+	pid_t child = harness_ferry_child(&f, 5000);
+	ck_assert_int_gt(child, 0);
+	ck_assert_int_eq(kill(child, SIGSTOP), 0);
+	struct harness_conn conn;
+	ck_assert_int_eq(harness_connect(&conn, f.port), FERRY_OK); /* in the backlog */
+	ck_assert_int_eq(harness_send_str(&conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
+	ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
+	sleep_ms(200); /* the master has passed SIGTERM on: it waits in the stopped child */
+	ck_assert_int_eq(kill(child, SIGCONT), 0);
+	struct harness_resp r;
+	ck_assert_msg(harness_read_response(&conn, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		      "queued client not served (err %d, eof %d)", conn.err, conn.eof);
+	ck_assert_int_eq(r.status, 400);
+	harness_resp_free(&r);
+	harness_close(&conn);
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 500 && w == 0; i++) {
+		w = waitpid(f.pid, &st, WNOHANG);
+		if (w == 0)
+			sleep_ms(10);
+	}
+	ck_assert_int_eq(w, f.pid);
+	f.pid = 0;
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	harness_ferry_stop(&f);
+}
+END_TEST
+
 /* SIGHUP with a valid file: new children, still serving; with a broken file: logged, the old
  * configuration keeps serving. */
 START_TEST(reload_valid_and_invalid)
@@ -261,8 +302,28 @@ START_TEST(reload_valid_and_invalid)
 }
 END_TEST
 
-/* daemon = yes: the command returns, the pidfile names a live master that serves, SIGTERM
- * stops it and removes the pidfile; a second start while it runs is refused (exit 3). */
+/* Does the file at path hold s (waiting at most 3 s for it)? */
+static int file_has(const char *path, const char *s)
+{
+	for (int i = 0; i < 300; i++) {
+		FILE *fp = fopen(path, "r");
+		if (fp) {
+			char line[1024];
+			int found = 0;
+			while (!found && fgets(line, sizeof(line), fp))
+				found = strstr(line, s) != NULL;
+			fclose(fp);
+			if (found)
+				return 1;
+		}
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+/* daemon = yes: the command returns, the pidfile names a live master that serves; SIGHUP
+ * reloads it in place; SIGUSR1 reopens its log; a second start while it runs is refused
+ * (exit 3); SIGTERM stops it and removes the pidfile. */
 START_TEST(daemon_and_pidfile)
 {
 	char dir[] = "/tmp/ferry-daemon-XXXXXX";
@@ -279,6 +340,16 @@ START_TEST(daemon_and_pidfile)
 	harness_conf_set(&c, "log", "error_log", val);
 	ck_assert_int_eq(harness_conf_write(&c, port, conf), FERRY_OK);
 
+	/* a stale pidfile (its process is gone) does not stop the start */
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	ck_assert_int_gt(dead, 0);
+	waitpid(dead, NULL, 0);
+	char stale[32];
+	snprintf(stale, sizeof(stale), "%d\n", (int)dead);
+	ck_assert_int_eq(harness_write_file(pidfile, stale), FERRY_OK);
+
 	const char *args[] = { "-c", conf, NULL };
 	struct harness_run r;
 	harness_run_ferry(&r, args, 5000);
@@ -289,7 +360,7 @@ START_TEST(daemon_and_pidfile)
 	for (int i = 0; i < 200 && pid == 0; i++) {
 		FILE *fp = fopen(pidfile, "r");
 		if (fp) {
-			if (fscanf(fp, "%d", &pid) != 1)
+			if (fscanf(fp, "%d", &pid) != 1 || pid == dead)
 				pid = 0;
 			fclose(fp);
 		}
@@ -305,6 +376,26 @@ START_TEST(daemon_and_pidfile)
 			sleep_ms(20);
 	}
 	ck_assert(served);
+
+	/* SIGHUP: the same master (the pidfile is unchanged) on the new configuration */
+	harness_conf_set(&c, "log", "level", "info");
+	ck_assert_int_eq(harness_conf_write(&c, port, conf), FERRY_OK);
+	ck_assert_int_eq(kill(pid, SIGHUP), 0);
+	ck_assert(file_has(val, "reloaded "));
+	ck_assert(quick_request(port));
+	FILE *pf = fopen(pidfile, "r");
+	int pid2 = 0;
+	ck_assert_ptr_nonnull(pf);
+	ck_assert_int_eq(fscanf(pf, "%d", &pid2), 1);
+	fclose(pf);
+	ck_assert_int_eq(pid2, pid);
+
+	/* SIGUSR1 after the log was renamed (what logrotate does): a new file at the path */
+	char rotated[320];
+	snprintf(rotated, sizeof(rotated), "%s.1", val);
+	ck_assert_int_eq(rename(val, rotated), 0);
+	ck_assert_int_eq(kill(pid, SIGUSR1), 0);
+	ck_assert_msg(file_has(val, "log files reopened"), "no new %s after SIGUSR1", val);
 
 	/* a second instance with the same pidfile is refused */
 	harness_conf_set(&c, "server", "daemon", "no");
@@ -325,6 +416,35 @@ START_TEST(daemon_and_pidfile)
 			sleep_ms(10);
 	}
 	ck_assert_msg(gone, "daemon still running or pidfile left behind");
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* As root, a pidfile in a directory another user can write to is refused (exit 3): that
+ * user could replace it and make root's `kill $(cat pidfile)` hit any process. */
+START_TEST(pidfile_directory_must_be_root_only)
+{
+	if (geteuid() != 0)
+		return; /* the check applies to root only */
+	char dir[] = "/tmp/ferry-piddir-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, _i ? 01777 : 0775), 0);
+	char conf[256], pidfile[256];
+	snprintf(conf, sizeof(conf), "%s/proxy.ini", dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/ferry.pid", dir);
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "server", "pidfile", pidfile);
+	ck_assert_int_eq(harness_conf_write(&c, harness_free_port(), conf), FERRY_OK);
+	const char *args[] = { "-f", "-c", conf, NULL };
+	struct harness_run r;
+	harness_run_ferry(&r, args, 5000);
+	ck_assert_int_eq(r.status, 3);
+	ck_assert_ptr_nonnull(strstr(r.err, "writable by root only"));
+	harness_run_free(&r);
+	ck_assert_int_ne(access(pidfile, F_OK), 0);
 	char cmd[400];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	ck_assert_int_eq(system(cmd), 0);
@@ -414,6 +534,282 @@ START_TEST(max_connections_backpressure)
 }
 END_TEST
 
+/* How many times s occurs in the log of f. */
+static int log_count(const struct harness_ferry *f, const char *s)
+{
+	char *log = harness_ferry_log(f);
+	int n = 0;
+	for (char *p = log; (p = strstr(p, s)) != NULL; p += strlen(s))
+		n++;
+	free(log);
+	return n;
+}
+
+/* Wait (bounded) until the log holds s at least n times. */
+static int wait_log(const struct harness_ferry *f, const char *s, int n)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (log_count(f, s) >= n)
+			return 1;
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+/* ---- reload under load ---- */
+
+struct load {
+	int port, oport;
+	int keepalive;          /* 1: one connection for many requests; 0: one per request */
+	const char *path;       /* on the origin */
+	size_t body_len;        /* what a good response carries */
+	atomic_int *stop;
+	long ok, failed, retried;
+	char why[200];          /* the first failure */
+};
+
+static void load_fail(struct load *l, const char *what, const struct harness_conn *c)
+{
+	if (l->failed++ == 0)
+		snprintf(l->why, sizeof(l->why), "%s (%s connection, err %d, eof %d)", what,
+			 l->keepalive ? "kept-alive" : "new", c->err, c->eof);
+}
+
+/* A client that counts every request that does not come back whole as a failure. The one
+ * exception is what every HTTP client retries (RFC 9112 section 9.3.1): a kept-alive
+ * connection closed by the server, between requests, before a byte of the answer came. */
+static void *load_client(void *arg)
+{
+	struct load *l = arg;
+	struct harness_conn c;
+	int open = 0, reused = 0;
+	char req[256];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n",
+		 l->oport, l->path, l->oport, l->keepalive ? "" : "Connection: close\r\n");
+	while (!atomic_load(l->stop)) {
+		if (!open) {
+			if (harness_connect(&c, l->port) != FERRY_OK) {
+				memset(&c, 0, sizeof(c));
+				load_fail(l, "connect failed", &c);
+				continue;
+			}
+			open = 1;
+			reused = 0;
+		}
+		struct harness_resp r;
+		int sent = harness_send_str(&c, req) == FERRY_OK;
+		int got = sent && harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK;
+		if (!got) {
+			if (reused && c.len == 0 && c.err != ETIMEDOUT) {
+				l->retried++;
+			} else {
+				load_fail(l, sent ? "no response" : "send failed", &c);
+			}
+			harness_close(&c);
+			open = 0;
+			continue;
+		}
+		if (r.status == 200 && r.complete && r.body_len == l->body_len)
+			l->ok++;
+		else
+			load_fail(l, "bad response", &c);
+		int closing = harness_resp_has_token(&r, "Connection", "close") || !l->keepalive;
+		harness_resp_free(&r);
+		if (closing) {
+			harness_close(&c);
+			open = 0;
+		} else {
+			reused = 1;
+		}
+	}
+	if (open)
+		harness_close(&c);
+	return NULL;
+}
+
+/* Ten reloads under continuous load, with the processes count changing between them: six
+ * client threads (kept-alive and new connections, quick requests and ones that are in flight
+ * across a reload) see no failed request. */
+START_TEST(reload_under_load)
+{
+	struct harness_origin o;
+	ck_assert_int_eq(harness_origin_start(&o), FERRY_OK);
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], &o);
+	harness_conf_set(&c, "server", "processes", "2");
+	harness_conf_set(&c, "timeouts", "shutdown", "10");
+	harness_conf_set(&c, "log", "level", "info");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+
+	enum { NCLIENTS = 6 };
+	atomic_int stop;
+	atomic_init(&stop, 0);
+	struct load loads[NCLIENTS];
+	pthread_t th[NCLIENTS];
+	for (int i = 0; i < NCLIENTS; i++) {
+		memset(&loads[i], 0, sizeof(loads[i]));
+		loads[i].port = f.port;
+		loads[i].oport = o.port;
+		loads[i].keepalive = i % 2;
+		loads[i].path = i < 4 ? "/len/1000" : "/sleep/150";
+		loads[i].body_len = i < 4 ? 1000 : 2;
+		loads[i].stop = &stop;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, load_client, &loads[i]), 0);
+	}
+	static const char *const procs[] = { "3", "1", "2", "2", "4", "1", "2", "3", "1", "2" };
+	sleep_ms(300);
+	for (int i = 0; i < 10; i++) {
+		harness_conf_set(&c, "server", "processes", procs[i]);
+		ck_assert_int_eq(harness_conf_write(&c, f.port, f.conf), FERRY_OK);
+		ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
+		ck_assert_msg(wait_log(&f, "reloaded ", i + 1), "reload %d not logged", i + 1);
+		sleep_ms(300);
+	}
+	atomic_store(&stop, 1);
+	long ok = 0, failed = 0, retried = 0;
+	for (int i = 0; i < NCLIENTS; i++) {
+		pthread_join(th[i], NULL);
+		ok += loads[i].ok;
+		failed += loads[i].failed;
+		retried += loads[i].retried;
+		fprintf(stderr, "client %d (%s, %s): %ld ok, %ld failed%s%s\n", i,
+			loads[i].keepalive ? "kept-alive" : "new connections", loads[i].path, loads[i].ok,
+			loads[i].failed, loads[i].failed ? ", first: " : "", loads[i].why);
+	}
+	fprintf(stderr, "reload_under_load (%s): %ld ok, %ld failed, %ld kept-alive retries\n",
+		muxes[_i], ok, failed, retried);
+	ck_assert_int_eq(failed, 0);
+	ck_assert_int_gt(ok, 100);
+	/* each client thread got answers throughout */
+	for (int i = 0; i < NCLIENTS; i++)
+		ck_assert_int_gt(loads[i].ok, 5);
+	pid_t kids[8];
+	ck_assert_int_eq(wait_children(f.pid, kids, 2), 2);
+	int st;
+	char *log = stop_and_log(&f, &st);
+	ck_assert_int_eq(st, 0);
+	ck_assert_ptr_null(strstr(log, "still running after the shutdown timeout"));
+	free(log);
+	harness_origin_stop(&o);
+}
+END_TEST
+
+/* A reload that adds a listen address serves on it; one that removes it stops serving there
+ * and keeps the other; an added address that is taken makes the reload fail as a whole. */
+START_TEST(reload_changes_listeners)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	harness_conf_set(&c, "log", "level", "info");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	int p2 = harness_free_port();
+	char val[64];
+	snprintf(val, sizeof(val), "127.0.0.1:%d", p2);
+	harness_conf_add(&c, "server", "listen", val);
+	ck_assert_int_eq(harness_conf_write(&c, f.port, f.conf), FERRY_OK);
+	ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
+	ck_assert(wait_log(&f, "reloaded ", 1));
+	ck_assert_msg(quick_request(p2), "the added listener does not serve");
+	ck_assert(quick_request(f.port));
+
+	/* taken: a socket of ours listens there already */
+	int bound = 0;
+	int busy = harness_listen(0, 8, &bound);
+	ck_assert_int_ge(busy, 0);
+	snprintf(val, sizeof(val), "127.0.0.1:%d", bound);
+	harness_conf_add(&c, "server", "listen", val);
+	ck_assert_int_eq(harness_conf_write(&c, f.port, f.conf), FERRY_OK);
+	ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
+	ck_assert(wait_log(&f, "still running on the previous configuration", 1));
+	close(busy);
+	ck_assert(quick_request(p2));
+	ck_assert(quick_request(f.port));
+
+	/* removed again */
+	harness_conf_del(&c, "server", "listen");
+	harness_conf_add(&c, "server", "listen", "127.0.0.1:@PORT");
+	ck_assert_int_eq(harness_conf_write(&c, f.port, f.conf), FERRY_OK);
+	ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
+	ck_assert(wait_log(&f, "reloaded ", 2));
+	pid_t kids[8];
+	ck_assert_int_eq(wait_children(f.pid, kids, 1), 1); /* the old child is gone */
+	struct harness_conn conn;
+	ck_assert_int_eq(harness_connect(&conn, p2), FERRY_ERR);
+	ck_assert(quick_request(f.port));
+	ck_assert_int_eq(harness_ferry_stop(&f), 0);
+}
+END_TEST
+
+/* A child that keeps dying is restarted with growing delays: at once, 100 ms, 200 ms... */
+START_TEST(crash_backoff_grows)
+{
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], NULL);
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	for (int round = 0; round < 4; round++) {
+		pid_t kids[8];
+		ck_assert_int_eq(wait_children(f.pid, kids, 1), 1);
+		ck_assert_int_eq(kill(kids[0], SIGKILL), 0);
+		char want[64];
+		snprintf(want, sizeof(want), "restarting in %d ms", round ? 100 << (round - 1) : 0);
+		ck_assert_msg(wait_log(&f, want, 1), "no \"%s\" in the log", want);
+		/* wait for the replacement before killing again */
+		pid_t now[8];
+		int n = 0;
+		for (int i = 0; i < 300; i++) {
+			n = children_of(f.pid, now, 8);
+			if (n == 1 && now[0] != kids[0])
+				break;
+			sleep_ms(10);
+		}
+		ck_assert(n == 1 && now[0] != kids[0]);
+	}
+	ck_assert(quick_request(f.port));
+	ck_assert_int_eq(harness_ferry_stop(&f), 0);
+}
+END_TEST
+
+/* A second SIGTERM (or SIGQUIT) does not wait for a request in flight. */
+START_TEST(second_sigterm_stops_at_once)
+{
+	struct harness_origin o;
+	ck_assert_int_eq(harness_origin_start(&o), FERRY_OK);
+	struct harness_conf c;
+	harness_conf_base(&c, muxes[_i], &o);
+	harness_conf_set(&c, "timeouts", "shutdown", "60");
+	struct harness_ferry f;
+	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
+	struct harness_conn conn;
+	ck_assert_int_eq(harness_connect(&conn, f.port), FERRY_OK);
+	char req[256];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/sleep/30000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", o.port);
+	ck_assert_int_eq(harness_send_str(&conn, req), FERRY_OK);
+	sleep_ms(200);
+	ck_assert_int_eq(kill(f.pid, _i ? SIGQUIT : SIGTERM), 0);
+	sleep_ms(300);
+	if (!_i) {
+		ck_assert_int_eq(waitpid(f.pid, NULL, WNOHANG), 0); /* graceful: still waiting */
+		ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
+	}
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 300 && w == 0; i++) {
+		w = waitpid(f.pid, &st, WNOHANG);
+		if (w == 0)
+			sleep_ms(10);
+	}
+	ck_assert_msg(w == f.pid, "still running 3 s after the second signal");
+	f.pid = 0;
+	ck_assert(WIFEXITED(st));
+	harness_close(&conn);
+	harness_ferry_stop(&f);
+	harness_origin_stop(&o);
+}
+END_TEST
+
 static Suite *service_suite(void)
 {
 	Suite *s = suite_create("service");
@@ -423,10 +819,16 @@ static Suite *service_suite(void)
 	tcase_add_loop_test(tc, one_connection_wakes_one_process, 0, 2);
 	tcase_add_loop_test(tc, killed_child_is_replaced, 0, 2);
 	tcase_add_loop_test(tc, graceful_stop_finishes_request, 0, 2);
+	tcase_add_loop_test(tc, graceful_stop_serves_queued_client, 0, 2);
 	tcase_add_loop_test(tc, reload_valid_and_invalid, 0, 2);
 	tcase_add_loop_test(tc, daemon_and_pidfile, 0, 2);
+	tcase_add_loop_test(tc, pidfile_directory_must_be_root_only, 0, 2);
 	tcase_add_loop_test(tc, per_client_cap, 0, 2);
 	tcase_add_loop_test(tc, max_connections_backpressure, 0, 2);
+	tcase_add_loop_test(tc, reload_under_load, 0, 2);
+	tcase_add_loop_test(tc, reload_changes_listeners, 0, 2);
+	tcase_add_loop_test(tc, crash_backoff_grows, 0, 2);
+	tcase_add_loop_test(tc, second_sigterm_stops_at_once, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
