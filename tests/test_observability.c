@@ -884,6 +884,11 @@ START_TEST(metrics_parse_and_move)
 	ck_assert(gone);
 	ck_assert(prom_get(&p, "ferry_children") == 2);
 	ck_assert(prom_get(&p, "ferry_requests_total{class=\"2xx\"}") == before);
+
+	/* a reload is a new configuration generation; counters go on */
+	ck_assert_int_eq(kill(ferry.pid, SIGHUP), 0);
+	ck_assert(scrape_until(&p, "ferry_config_generation", 2) == 2);
+	ck_assert(prom_get(&p, "ferry_requests_total{class=\"2xx\"}") == before);
 	ck_assert_int_eq(harness_ferry_stop(&ferry), 0);
 	harness_origin_stop(&origin);
 }
@@ -996,6 +1001,43 @@ START_TEST(status_503_while_draining)
 }
 END_TEST
 
+/* Clients that leave (before a request, in the middle of a head, in the middle of a
+ * response, with a reset) are ordinary: no error log line at info, but counted. */
+START_TEST(ordinary_disconnects_not_logged)
+{
+	static struct prom p;
+	begin_admin(_i, 1);
+	ck_assert_int_eq(harness_ferry_start(&ferry, &conf), FERRY_OK);
+	struct harness_conn c;
+	struct linger lg = { 1, 0 };
+	/* 1: connect, close */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	harness_close(&c);
+	/* 2: half a head, then a reset */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, "GET http://127.0.0.1/ HTTP/1.1\r\nHo"), FERRY_OK);
+	sleep_ms(50);
+	setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	harness_close(&c);
+	/* 3: a large response, reset after its first bytes */
+	char req[256];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/len/50000000 HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	ck_assert_uint_ge(harness_read_atleast(&c, 1000, HARNESS_TIMEOUT_MS), 1000);
+	setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	harness_close(&c);
+	/* counted: two requests that ended badly */
+	ck_assert(scrape_until(&p, "ferry_errors_total{kind=\"client_abort\"}", 1) >= 1);
+	ck_assert(scrape_until(&p, "ferry_errors_total{kind=\"aborted\"}", 1) >= 1);
+	char *log = NULL;
+	ck_assert_int_eq(harness_ferry_stop_log(&ferry, &log), 0);
+	ck_assert_msg(strstr(log, " error: ") == NULL && strstr(log, " warn: ") == NULL, "%s", log);
+	free(log);
+	harness_origin_stop(&origin);
+}
+END_TEST
+
 /* Start-up failures and ferry -t name the file, the line and the key. */
 START_TEST(startup_failures_name_file_line_key)
 {
@@ -1067,6 +1109,7 @@ int main(void)
 	tcase_add_loop_test(e2e, metrics_parse_and_move, 0, 2);
 	tcase_add_test(e2e, admin_answers_bad_requests);
 	tcase_add_loop_test(e2e, status_503_while_draining, 0, 2);
+	tcase_add_loop_test(e2e, ordinary_disconnects_not_logged, 0, 2);
 	tcase_add_test(e2e, startup_failures_name_file_line_key);
 	suite_add_tcase(s, e2e);
 	SRunner *sr = srunner_create(s);
