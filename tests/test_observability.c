@@ -194,6 +194,33 @@ static void check_line(const struct line *l, const char *user, const char *metho
 	ck_assert_str_eq(l->f[F_REUSED], reused);
 }
 
+/* Every line of log is whole: 11 fields, a valid time, a 3-digit status (no line was cut
+ * or interleaved with another). Returns the number of lines. */
+static int check_all_lines(const char *log)
+{
+	int n = 0;
+	const char *p = log;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		ck_assert_msg(nl != NULL, "a line without its newline: %s", p);
+		struct line l;
+		size_t len = (size_t)(nl - p);
+		ck_assert_uint_lt(len, sizeof(l.buf));
+		memcpy(l.buf, p, len);
+		l.buf[len] = '\0';
+		l.n = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(l.buf, " ", &save); t && l.n < 16; t = strtok_r(NULL, " ", &save))
+			l.f[l.n++] = t;
+		ck_assert_msg(l.n == 11, "line %d has %d fields", n + 1, l.n);
+		check_time(l.f[F_TIME]);
+		ck_assert(strlen(l.f[F_STATUS]) == 3 && is_number(l.f[F_STATUS]));
+		n++;
+		p = nl + 1;
+	}
+	return n;
+}
+
 /* ---- unit: the line format ---- */
 
 START_TEST(access_line_format)
@@ -749,6 +776,23 @@ START_TEST(access_log_flushed_and_reopened)
 	} while (count_lines(fresh) < sent && mono_ms() < end);
 	ck_assert_msg(count_lines(fresh) == sent, "new file has %d of %d lines", count_lines(fresh), sent);
 	free(fresh);
+
+	/* many clients at once over 2 processes x 2 workers: every line whole */
+	enum { CONC = 40 };
+	struct harness_conn cs[CONC];
+	for (int i = 0; i < CONC; i++) {
+		ck_assert_int_eq(harness_connect(&cs[i], ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&cs[i], req), FERRY_OK);
+	}
+	for (int i = 0; i < CONC; i++) {
+		ck_assert_int_eq(harness_read_response(&cs[i], &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+		ck_assert_int_eq(r.status, 200);
+		harness_resp_free(&r);
+		harness_close(&cs[i]);
+	}
+	fresh = wait_lines(in_dir("access.log"), sent + CONC);
+	ck_assert_int_eq(check_all_lines(fresh), sent + CONC);
+	free(fresh);
 	char *old = read_file(in_dir("access.log.1"));
 	ck_assert_int_eq(count_lines(old), 1);
 	free(old);
@@ -837,10 +881,18 @@ START_TEST(metrics_parse_and_move)
 	ck_assert(prom_get(&p, "ferry_sent_bytes_total") > out0 + 10 * 100);
 	ck_assert(prom_get(&p, "ferry_errors_total{kind=\"denied\"}") == den0 + 1);
 	ck_assert(scrape_until(&p, "ferry_upstream_pool_misses_total", miss0 + 1) >= miss0 + 1);
-	/* the requests went through both processes: each child's workers are listed */
+	/* each child's workers are listed (once the children have started their workers) */
 	int workers = 0;
-	for (int i = 0; i < p.n; i++)
-		workers += strncmp(p.s[i].series, "ferry_worker_connections{", 25) == 0;
+	end = mono_ms() + 5000;
+	for (;;) {
+		workers = 0;
+		for (int i = 0; i < p.n; i++)
+			workers += strncmp(p.s[i].series, "ferry_worker_connections{", 25) == 0;
+		if (workers >= 4 || mono_ms() > end)
+			break;
+		sleep_ms(20);
+		scrape(&p);
+	}
 	ck_assert_int_eq(workers, 4); /* 2 processes x 2 threads */
 
 	/* an open tunnel shows as a gauge */
