@@ -20,16 +20,23 @@
 enum al_kind { AL_OFF, AL_STDERR, AL_SYSLOG, AL_FILE };
 
 /* Set before the worker threads start (master, then each child at its start); afterwards
- * only the file behind al_fd changes, through dup2. */
+ * only the file behind al_fd changes, through dup2 (accesslog_reopen writes nothing else
+ * but al_regular, which workers read atomically). */
 static enum al_kind al_kind = AL_OFF;
 static int al_fd = -1;
-static int al_regular;      /* a regular file: one write of any size is never interleaved */
+static atomic_int al_regular; /* a regular file: one write of any size is never interleaved */
 static char al_path[4096];
 static atomic_llong al_last_error; /* CLOCK_MONOTONIC second of the last write error logged */
 
 #define AL_BUF_CAP 65536
 #define AL_REQUEST_MAX 4096 /* bytes of method and target kept (escaped bytes count 3) */
 #define AL_LINE_MAX (AL_REQUEST_MAX + 1024)
+
+static int al_is_regular(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
 
 static void al_set_file(int fd, const char *path)
 {
@@ -44,10 +51,11 @@ static void al_set_file(int fd, const char *path)
 	} else {
 		al_fd = fd;
 	}
-	struct stat st;
-	al_regular = fstat(al_fd, &st) == 0 && S_ISREG(st.st_mode);
-	snprintf(al_path, sizeof(al_path), "%s", path);
-	al_kind = AL_FILE;
+	atomic_store(&al_regular, al_is_regular(al_fd));
+	if (path != al_path)
+		snprintf(al_path, sizeof(al_path), "%s", path);
+	if (al_kind != AL_FILE)
+		al_kind = AL_FILE;
 }
 
 int accesslog_open(const char *target, char *err, size_t errlen)
@@ -65,8 +73,7 @@ int accesslog_open(const char *target, char *err, size_t errlen)
 		if (target[1] == 't') {
 			al_kind = AL_STDERR;
 			al_fd = STDERR_FILENO;
-			struct stat st;
-			al_regular = fstat(al_fd, &st) == 0 && S_ISREG(st.st_mode);
+			atomic_store(&al_regular, al_is_regular(al_fd));
 		} else {
 			al_kind = AL_SYSLOG;
 			al_fd = -1;
@@ -156,7 +163,7 @@ static void al_emit(const char *p, size_t n)
 	}
 	if (al_fd < 0)
 		return;
-	if (al_regular) {
+	if (atomic_load_explicit(&al_regular, memory_order_relaxed)) {
 		al_write(p, n);
 		return;
 	}

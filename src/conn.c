@@ -231,6 +231,25 @@ static void conn_free(struct worker *w, struct conn *c)
 	w->nfree_conns++;
 }
 
+/* A system call on one of c's sockets failed: say which side and which call (log_syscall
+ * keeps resets and broken pipes at debug). errno is preserved. */
+static void conn_syscall_failed(struct conn *c, int fd, const char *call)
+{
+	int e = errno;
+	if (fd == c->fd) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+		log_syscall(call, e, "client %s", ip);
+	} else {
+		log_syscall(call, e, "origin %s port %u", c->host[0] ? c->host : "-", (unsigned)c->port);
+	}
+	errno = e;
+}
+
 /* ---- observability: the counters and the access log line of each request ---- */
 
 /* A request begins (its first byte, or an answer ferry gives before one). */
@@ -311,7 +330,8 @@ static void conn_close(struct conn *c, int reset)
 	loop_del_closing(w->loop, c->fd);
 	if (reset) {
 		struct linger lg = { 1, 0 };
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+			conn_syscall_failed(c, c->fd, "setsockopt(SO_LINGER)");
 	}
 	close(c->fd);
 	buf_put(&w->bufs, c->cin);
@@ -336,12 +356,14 @@ static void conn_set_events(struct conn *c, int ufd_side, int ev)
 	if (ufd_side) {
 		if (c->ufd < 0 || c->uev == ev)
 			return;
-		loop_mod(loop, c->ufd, ev);
+		if (loop_mod(loop, c->ufd, ev) != FERRY_OK)
+			conn_syscall_failed(c, c->ufd, "loop_mod");
 		c->uev = (uint8_t)ev;
 	} else {
 		if (c->cev == ev)
 			return;
-		loop_mod(loop, c->fd, ev);
+		if (loop_mod(loop, c->fd, ev) != FERRY_OK)
+			conn_syscall_failed(c, c->fd, "loop_mod");
 		c->cev = (uint8_t)ev;
 	}
 }
@@ -426,6 +448,7 @@ static ssize_t conn_read(struct conn *c, int fd, struct buf **b, uint8_t *ready_
 			*ready_bit = 0;
 			return FERRY_AGAIN;
 		}
+		conn_syscall_failed(c, fd, "read");
 		return FERRY_ERR;
 	}
 	if (r == 0)
@@ -993,10 +1016,12 @@ static void conn_connect_next(struct conn *c)
 		int fd = upstream_connect(sa, cx->res.addrlens[i]);
 		if (fd < 0) {
 			cx->last_errno = errno;
+			conn_syscall_failed(c, -1, "connect");
 			continue;
 		}
 		if (loop_add(w->loop, fd, LOOP_WRITE, conn_on_upstream, c) != FERRY_OK) {
 			cx->last_errno = errno;
+			conn_syscall_failed(c, -1, "loop_add");
 			close(fd);
 			continue;
 		}
@@ -1037,6 +1062,7 @@ static void conn_connected(struct conn *c)
 		return; /* a stale event for an earlier fd with this number */
 	if (r != FERRY_OK) {
 		c->cx->last_errno = errno;
+		conn_syscall_failed(c, c->ufd, "connect");
 		conn_connect_next(c);
 		return;
 	}
@@ -1408,8 +1434,10 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 		c->close_after = 1;
 		/* the client has part of a response: a reset is the only honest signal */
 		struct linger lg = { 1, 0 };
-		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		shutdown(c->fd, SHUT_RDWR);
+		if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+			conn_syscall_failed(c, c->fd, "setsockopt(SO_LINGER)");
+		if (shutdown(c->fd, SHUT_RDWR) < 0)
+			conn_syscall_failed(c, c->fd, "shutdown");
 		buf_put(&w->bufs, c->cout);
 		c->cout = NULL;
 		c->c_shut = 1;
@@ -1447,6 +1475,7 @@ static int conn_step_error(struct conn *c)
 	if (c->cout && buf_len(c->cout) > 0 && c->cwr) {
 		ssize_t n = conn_writev(c->fd, c->cout, NULL, 0, &c->cwr);
 		if (n < 0) {
+			conn_syscall_failed(c, c->fd, "writev");
 			conn_close(c, 0);
 			return -1;
 		}
@@ -1459,7 +1488,8 @@ static int conn_step_error(struct conn *c)
 		return progress;
 	conn_log_end(c); /* the answer is out: the request ends here, not after the linger */
 	if (!c->c_shut) {
-		shutdown(c->fd, SHUT_WR);
+		if (shutdown(c->fd, SHUT_WR) < 0)
+			conn_syscall_failed(c, c->fd, "shutdown");
 		c->c_shut = 1;
 	}
 	/* at most 64 KiB per call: a client that blasts data must not hold up the worker */
@@ -1467,6 +1497,8 @@ static int conn_step_error(struct conn *c)
 		char drop[4096];
 		ssize_t r = read(c->fd, drop, sizeof(drop));
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (r < 0)
+				conn_syscall_failed(c, c->fd, "read");
 			conn_close(c, 0);
 			return -1;
 		}
@@ -1847,6 +1879,7 @@ static int conn_step_http(struct conn *c)
 		ssize_t n = conn_writev(c->ufd, c->uout, c->cin, c->req_ready, &c->uwr);
 		if (n < 0) {
 			/* maybe the origin answered early and closed: read what it said */
+			conn_syscall_failed(c, c->ufd, "writev");
 			c->up_wr_failed = 1;
 			c->urd = 1;
 			progress = 1;
@@ -1918,6 +1951,7 @@ static int conn_step_http(struct conn *c)
 	if (c->cwr && ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0)) {
 		ssize_t n = conn_writev(c->fd, c->cout, c->uin, c->resp_ready, &c->cwr);
 		if (n < 0) {
+			conn_syscall_failed(c, c->fd, "writev");
 			conn_close(c, 1);
 			return -1;
 		}
@@ -1975,6 +2009,7 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 			if (p->bytes == 0)
 				*rd = 0; /* an empty pipe cannot be full: the socket is */
 		} else if (errno != EINTR) {
+			conn_syscall_failed(c, src, "splice");
 			return FERRY_ERR;
 		}
 	}
@@ -1990,6 +2025,7 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 		} else if (n < 0 && errno == EAGAIN) {
 			*wr = 0;
 		} else if (n < 0 && errno != EINTR) {
+			conn_syscall_failed(c, dst, "splice");
 			return FERRY_ERR;
 		}
 	}
@@ -2028,8 +2064,10 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 		uint32_t blen = *b ? buf_len(*b) : 0;
 		if (*wr && ((pre && buf_len(pre) > 0) || blen > 0)) {
 			ssize_t n = conn_writev(dst, pre, *b, blen, wr);
-			if (n < 0)
+			if (n < 0) {
+				conn_syscall_failed(c, dst, "writev");
 				return FERRY_ERR;
+			}
 			if (n > 0) {
 				if (dst == c->fd)
 					c->lg_out += (uint64_t)n;
@@ -2043,7 +2081,8 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 		conn_release_if_empty(c, b);
 		if (*eof && !*shut) {
 			/* half-close: pass the FIN on, keep relaying the other way */
-			shutdown(dst, SHUT_WR);
+			if (shutdown(dst, SHUT_WR) < 0)
+				conn_syscall_failed(c, dst, "shutdown");
 			*shut = 1;
 		}
 	}

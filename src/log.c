@@ -58,8 +58,35 @@ void log_reopen(void)
 		return;
 	}
 	/* dup2 keeps the descriptor number, so threads writing concurrently never see a closed fd */
-	dup2(fd, log_fd);
+	if (dup2(fd, log_fd) < 0)
+		log_error("cannot reopen error log %s: dup2: %s", log_path, strerror(errno));
 	close(fd);
+}
+
+int log_errno_ordinary(int err)
+{
+	switch (err) {
+	case ECONNRESET: case EPIPE: case ECONNREFUSED: case ETIMEDOUT: case EHOSTUNREACH:
+	case ENETUNREACH: case ECONNABORTED: case ENOTCONN: case EHOSTDOWN: case ENETDOWN:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void log_syscall(const char *call, int err, const char *fmt, ...)
+{
+	int saved = errno;
+	enum log_level level = log_errno_ordinary(err) ? LOG_LVL_DEBUG : LOG_LVL_ERROR;
+	if (log_enabled(level)) {
+		char ctx[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(ctx, sizeof(ctx), fmt, ap);
+		va_end(ap);
+		log_msg(level, "%s: %s: %s", ctx, call, strerror(err));
+	}
+	errno = saved;
 }
 
 void log_set_level(enum log_level level)

@@ -12,6 +12,15 @@ void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A failed system call, logged once by the code that knows what it meant:
+ * "CONTEXT: CALL: strerror(err)". What peers cause in the ordinary course (a reset, a broken
+ * pipe, a refused or timed-out connection, an unreachable network) is logged at debug only:
+ * it is counted in the metrics and shows in the access log, it is not news for the operator.
+ * Anything else (EBADF, ENOMEM, EINVAL...) is an error. errno is preserved. */
+void log_syscall(const char *call, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Is err one of those ordinary peer errors? */
+int log_errno_ordinary(int err);
+
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define log_info(...) do { if (log_enabled(LOG_LVL_INFO)) log_msg(LOG_LVL_INFO, __VA_ARGS__); } while (0)

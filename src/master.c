@@ -563,17 +563,14 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 		goto out;
 	}
 	if (cfg->pidfile && master_pidfile_dir_safe(cfg->pidfile, err, sizeof(err)) != FERRY_OK) {
-		fprintf(stderr, "ferry: %s\n", err);
+		fprintf(stderr, "ferry: %s: %s\n",
+			config_where(cfg, "server", "pidfile", where, sizeof(where)), err);
 		log_error("%s", err);
-		goto out;
-	}
-	if (acceptor_probe(cfg, err, sizeof(err)) != FERRY_OK) {
-		fprintf(stderr, "ferry: %s\n", err);
 		goto out;
 	}
 	/* the counters every child writes; slots for the children of two generations and more,
 	 * since retiring children keep theirs until they exit. The admin socket is bound before
-	 * the listeners: once the proxy port answers, so does /status. */
+	 * the listeners are probed and bound: once the proxy port answers, so does /status. */
 	m.generation = 1;
 	m.stats = stats_create(4 * cfg->processes + 4);
 	if (m.stats == NULL) {
@@ -587,6 +584,10 @@ int master_run(struct config *cfg, const struct master_opts *opts)
 			fprintf(stderr, "ferry: %s\n", err);
 			goto out;
 		}
+	}
+	if (acceptor_probe(cfg, err, sizeof(err)) != FERRY_OK) {
+		fprintf(stderr, "ferry: %s\n", err);
+		goto out;
 	}
 	m.nslots = cfg->processes;
 	m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));

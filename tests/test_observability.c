@@ -194,6 +194,33 @@ static void check_line(const struct line *l, const char *user, const char *metho
 	ck_assert_str_eq(l->f[F_REUSED], reused);
 }
 
+/* Every line of log is whole: 11 fields, a valid time, a 3-digit status (no line was cut
+ * or interleaved with another). Returns the number of lines. */
+static int check_all_lines(const char *log)
+{
+	int n = 0;
+	const char *p = log;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		ck_assert_msg(nl != NULL, "a line without its newline: %s", p);
+		struct line l;
+		size_t len = (size_t)(nl - p);
+		ck_assert_uint_lt(len, sizeof(l.buf));
+		memcpy(l.buf, p, len);
+		l.buf[len] = '\0';
+		l.n = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(l.buf, " ", &save); t && l.n < 16; t = strtok_r(NULL, " ", &save))
+			l.f[l.n++] = t;
+		ck_assert_msg(l.n == 11, "line %d has %d fields", n + 1, l.n);
+		check_time(l.f[F_TIME]);
+		ck_assert(strlen(l.f[F_STATUS]) == 3 && is_number(l.f[F_STATUS]));
+		n++;
+		p = nl + 1;
+	}
+	return n;
+}
+
 /* ---- unit: the line format ---- */
 
 START_TEST(access_line_format)
@@ -749,6 +776,23 @@ START_TEST(access_log_flushed_and_reopened)
 	} while (count_lines(fresh) < sent && mono_ms() < end);
 	ck_assert_msg(count_lines(fresh) == sent, "new file has %d of %d lines", count_lines(fresh), sent);
 	free(fresh);
+
+	/* many clients at once over 2 processes x 2 workers: every line whole */
+	enum { CONC = 40 };
+	struct harness_conn cs[CONC];
+	for (int i = 0; i < CONC; i++) {
+		ck_assert_int_eq(harness_connect(&cs[i], ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&cs[i], req), FERRY_OK);
+	}
+	for (int i = 0; i < CONC; i++) {
+		ck_assert_int_eq(harness_read_response(&cs[i], &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+		ck_assert_int_eq(r.status, 200);
+		harness_resp_free(&r);
+		harness_close(&cs[i]);
+	}
+	fresh = wait_lines(in_dir("access.log"), sent + CONC);
+	ck_assert_int_eq(check_all_lines(fresh), sent + CONC);
+	free(fresh);
 	char *old = read_file(in_dir("access.log.1"));
 	ck_assert_int_eq(count_lines(old), 1);
 	free(old);
@@ -837,10 +881,18 @@ START_TEST(metrics_parse_and_move)
 	ck_assert(prom_get(&p, "ferry_sent_bytes_total") > out0 + 10 * 100);
 	ck_assert(prom_get(&p, "ferry_errors_total{kind=\"denied\"}") == den0 + 1);
 	ck_assert(scrape_until(&p, "ferry_upstream_pool_misses_total", miss0 + 1) >= miss0 + 1);
-	/* the requests went through both processes: each child's workers are listed */
+	/* each child's workers are listed (once the children have started their workers) */
 	int workers = 0;
-	for (int i = 0; i < p.n; i++)
-		workers += strncmp(p.s[i].series, "ferry_worker_connections{", 25) == 0;
+	end = mono_ms() + 5000;
+	for (;;) {
+		workers = 0;
+		for (int i = 0; i < p.n; i++)
+			workers += strncmp(p.s[i].series, "ferry_worker_connections{", 25) == 0;
+		if (workers >= 4 || mono_ms() > end)
+			break;
+		sleep_ms(20);
+		scrape(&p);
+	}
 	ck_assert_int_eq(workers, 4); /* 2 processes x 2 threads */
 
 	/* an open tunnel shows as a gauge */
@@ -883,6 +935,11 @@ START_TEST(metrics_parse_and_move)
 	} while (!(gone && prom_get(&p, "ferry_children") == 2) && mono_ms() < end); /* reaped, replaced */
 	ck_assert(gone);
 	ck_assert(prom_get(&p, "ferry_children") == 2);
+	ck_assert(prom_get(&p, "ferry_requests_total{class=\"2xx\"}") == before);
+
+	/* a reload is a new configuration generation; counters go on */
+	ck_assert_int_eq(kill(ferry.pid, SIGHUP), 0);
+	ck_assert(scrape_until(&p, "ferry_config_generation", 2) == 2);
 	ck_assert(prom_get(&p, "ferry_requests_total{class=\"2xx\"}") == before);
 	ck_assert_int_eq(harness_ferry_stop(&ferry), 0);
 	harness_origin_stop(&origin);
@@ -996,6 +1053,43 @@ START_TEST(status_503_while_draining)
 }
 END_TEST
 
+/* Clients that leave (before a request, in the middle of a head, in the middle of a
+ * response, with a reset) are ordinary: no error log line at info, but counted. */
+START_TEST(ordinary_disconnects_not_logged)
+{
+	static struct prom p;
+	begin_admin(_i, 1);
+	ck_assert_int_eq(harness_ferry_start(&ferry, &conf), FERRY_OK);
+	struct harness_conn c;
+	struct linger lg = { 1, 0 };
+	/* 1: connect, close */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	harness_close(&c);
+	/* 2: half a head, then a reset */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, "GET http://127.0.0.1/ HTTP/1.1\r\nHo"), FERRY_OK);
+	sleep_ms(50);
+	setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	harness_close(&c);
+	/* 3: a large response, reset after its first bytes */
+	char req[256];
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/len/50000000 HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	ck_assert_uint_ge(harness_read_atleast(&c, 1000, HARNESS_TIMEOUT_MS), 1000);
+	setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	harness_close(&c);
+	/* counted: two requests that ended badly */
+	ck_assert(scrape_until(&p, "ferry_errors_total{kind=\"client_abort\"}", 1) >= 1);
+	ck_assert(scrape_until(&p, "ferry_errors_total{kind=\"aborted\"}", 1) >= 1);
+	char *log = NULL;
+	ck_assert_int_eq(harness_ferry_stop_log(&ferry, &log), 0);
+	ck_assert_msg(strstr(log, " error: ") == NULL && strstr(log, " warn: ") == NULL, "%s", log);
+	free(log);
+	harness_origin_stop(&origin);
+}
+END_TEST
+
 /* Start-up failures and ferry -t name the file, the line and the key. */
 START_TEST(startup_failures_name_file_line_key)
 {
@@ -1067,6 +1161,7 @@ int main(void)
 	tcase_add_loop_test(e2e, metrics_parse_and_move, 0, 2);
 	tcase_add_test(e2e, admin_answers_bad_requests);
 	tcase_add_loop_test(e2e, status_503_while_draining, 0, 2);
+	tcase_add_loop_test(e2e, ordinary_disconnects_not_logged, 0, 2);
 	tcase_add_test(e2e, startup_failures_name_file_line_key);
 	suite_add_tcase(s, e2e);
 	SRunner *sr = srunner_create(s);
