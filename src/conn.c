@@ -89,7 +89,7 @@ struct conn {
 	uint8_t c_shut, u_shut;            /* ferry shut down writing toward that side */
 	unsigned close_after : 1;          /* close the client once this response is sent */
 	unsigned got_bytes : 1;            /* a byte of the current request head arrived */
-	unsigned is_connect : 1, is_head : 1, upgrade : 1, idempotent : 1;
+	unsigned is_connect : 1, is_head : 1, upgrade : 1, idempotent : 1, is_trace : 1;
 	unsigned client10 : 1, keepalive10 : 1;
 	unsigned reused : 1, retried : 1;
 	unsigned req_scanned : 1;          /* every byte of the request body has been seen */
@@ -486,7 +486,7 @@ static void conn_reset_request(struct conn *c)
 {
 	c->scanned = c->uscanned = 0;
 	c->got_bytes = 0;
-	c->is_connect = c->is_head = c->upgrade = c->idempotent = 0;
+	c->is_connect = c->is_head = c->upgrade = c->idempotent = c->is_trace = 0;
 	c->client10 = c->keepalive10 = 0;
 	c->reused = c->retried = 0;
 	c->auth_done = 0;
@@ -682,6 +682,7 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	/* methods are case-sensitive (RFC 9110 section 9.1) */
 	c->is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
 	c->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+	c->is_trace = h->method.len == 5 && memcmp(h->method.p, "TRACE", 5) == 0;
 	c->idempotent = method_idempotent(h->method);
 	c->client10 = h->version == 10;
 	if (c->client10)
@@ -873,6 +874,8 @@ static int conn_step_proxy(struct conn *c)
 				c->state = CS_HEAD;
 				c->got_bytes = 0;
 				conn_set_timer(c, w->tl_request_header);
+				if (deny == 403)
+					stats_accept_inc(STATS_A_DENIED);
 				if (deny)
 					conn_error(c, deny, deny == 429 ? "too many connections from this address"
 									: "client address not allowed");
@@ -1255,6 +1258,13 @@ static int conn_parent_begin(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct conn_parent *cp = c->par;
+	if (cp->p->kind == ROUTE_HTTP && !c->is_connect && c->is_trace && cp->p->auth_header != NULL) {
+		/* the final recipient of a TRACE echoes the request, and this one would carry ferry's
+		 * credentials for the parent */
+		conn_error(c, 403, "TRACE is not forwarded through a parent ferry logs in to (its answer "
+				   "would echo ferry's credentials)");
+		return 1;
+	}
 	if (cp->p->kind == ROUTE_HTTP && !c->is_connect) {
 		route_parent_ok(&w->cfg->routes, cp->p, w->id);
 		if (conn_parent_apply(c) != FERRY_OK) {
@@ -1647,7 +1657,7 @@ static int conn_parse_response(struct conn *c)
 			c->uin->start += (uint32_t)h.head_len;
 			continue;
 		}
-		if (h.status == 407 && c->par != NULL) {
+		if (h.status == 407 && c->par != NULL && c->par->p != NULL && c->par->p->kind == ROUTE_HTTP) {
 			/* the parent's challenge is about ferry's credentials, not the client's */
 			char msg[400];
 			snprintf(msg, sizeof(msg), "parent %s requires proxy authentication (407): check the "
@@ -2252,6 +2262,16 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		break;
 	case CS_RESOLVE: {
 		char msg[320];
+		if (c->par != NULL && c->par->p != NULL) {
+			/* a parent that cannot be resolved in time is a failed parent: try the next */
+			if (c->cx && c->cx->query) {
+				dns_cancel(c->cx->query);
+				c->cx->query = NULL;
+			}
+			conn_parent_failed(c, "timed out resolving it");
+			conn_parent_resolve(c);
+			break;
+		}
 		snprintf(msg, sizeof(msg), "timed out resolving %s", c->host);
 		conn_error(c, 504, msg);
 		break;
