@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,18 +20,24 @@
 
 enum al_kind { AL_OFF, AL_STDERR, AL_SYSLOG, AL_FILE };
 
-/* Set before the worker threads start (master, then each child at its start); afterwards
- * only the file behind al_fd changes, through dup2 (accesslog_reopen writes nothing else
- * but al_regular, which workers read atomically). */
+/* Set by accesslog_open only, before the worker threads start (master, then each child at
+ * its start). Afterwards (accesslog_reopen, in the acceptor thread while workers write) only
+ * the file behind al_fd changes, through dup2, and the atomics below: al_kind, al_fd and
+ * al_path are never written again while workers read them. */
 static enum al_kind al_kind = AL_OFF;
 static int al_fd = -1;
 static atomic_int al_regular; /* a regular file: one write of any size is never interleaved */
+static atomic_int al_torn;    /* a short write left this process's last line without '\n' */
 static char al_path[4096];
 static atomic_llong al_last_error; /* CLOCK_MONOTONIC second of the last write error logged */
 
 #define AL_BUF_CAP 65536
-#define AL_REQUEST_MAX 4096 /* bytes of method and target kept (escaped bytes count 3) */
-#define AL_LINE_MAX (AL_REQUEST_MAX + 1024)
+/* Bytes of the target kept (as written, an escaped byte counts 3); a longer one is cut there
+ * and AL_CUT appended. With the other fields bounded as well, a line stays below PIPE_BUF, so
+ * towards a pipe each line goes out in one piece. */
+#define AL_TARGET_MAX 2048
+#define AL_CUT "..."
+#define AL_LINE_MAX (AL_TARGET_MAX + 1024)
 
 static int al_is_regular(int fd)
 {
@@ -38,24 +45,19 @@ static int al_is_regular(int fd)
 	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static void al_set_file(int fd, const char *path)
+/* A regular file (or one not there yet) is opened for reading too, so that a flush can look
+ * at its last byte (al_tail_torn); anything else write-only (a FIFO opened read-write would
+ * never see its reader leave). Where reading is not permitted, write-only. */
+static int al_open_path(const char *path)
 {
-	if (al_kind == AL_FILE && al_fd >= 0 && fd != al_fd) {
-		/* keep the number: a child's workers never hold a stale or closed descriptor */
-		if (dup2(fd, al_fd) < 0) {
-			log_error("access log %s: dup2: %s", path, strerror(errno));
-			close(fd);
-			return;
-		}
-		close(fd);
-	} else {
-		al_fd = fd;
+	struct stat st;
+	int fd = -1;
+	if (stat(path, &st) == 0 ? S_ISREG(st.st_mode) : errno == ENOENT) {
+		fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0 || (errno != EACCES && errno != EPERM))
+			return fd;
 	}
-	atomic_store(&al_regular, al_is_regular(al_fd));
-	if (path != al_path)
-		snprintf(al_path, sizeof(al_path), "%s", path);
-	if (al_kind != AL_FILE)
-		al_kind = AL_FILE;
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
 int accesslog_open(const char *target, char *err, size_t errlen)
@@ -79,28 +81,58 @@ int accesslog_open(const char *target, char *err, size_t errlen)
 			al_fd = -1;
 			openlog("ferry", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		}
+		atomic_store(&al_torn, 0);
 		return FERRY_OK;
 	}
-	int fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (strlen(target) >= sizeof(al_path)) {
+		snprintf(err, errlen, "cannot open access log %.64s...: path too long", target);
+		return FERRY_ERR;
+	}
+	int fd = al_open_path(target);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open access log %s: %s", target, strerror(errno));
 		return FERRY_ERR;
 	}
-	al_set_file(fd, target);
+	if (al_kind == AL_FILE && al_fd >= 0) {
+		/* keep the number: a child's workers never hold a stale or closed descriptor */
+		if (dup2(fd, al_fd) < 0) {
+			snprintf(err, errlen, "access log %s: dup2: %s", target, strerror(errno));
+			close(fd);
+			return FERRY_ERR;
+		}
+		close(fd);
+	} else {
+		al_fd = fd;
+	}
+	atomic_store(&al_regular, al_is_regular(al_fd));
+	atomic_store(&al_torn, 0);
+	if (target != al_path)
+		memmove(al_path, target, strlen(target) + 1);
+	al_kind = AL_FILE;
 	return FERRY_OK;
 }
 
+/* Runs in the acceptor thread while workers write: touches the file behind al_fd and the
+ * atomics, nothing a worker reads plainly. */
 void accesslog_reopen(void)
 {
-	if (al_kind != AL_FILE)
+	if (al_kind != AL_FILE || al_fd < 0)
 		return;
-	int fd = open(al_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int fd = al_open_path(al_path);
 	if (fd < 0) {
 		log_error("cannot reopen access log %s: %s (still writing to the old file)", al_path,
 			  strerror(errno));
 		return;
 	}
-	al_set_file(fd, al_path);
+	if (dup2(fd, al_fd) < 0) {
+		log_error("cannot reopen access log %s: dup2: %s (still writing to the old file)",
+			  al_path, strerror(errno));
+		close(fd);
+		return;
+	}
+	close(fd);
+	atomic_store(&al_regular, al_is_regular(al_fd));
+	atomic_store(&al_torn, 0); /* a new file: nothing of it is torn */
 }
 
 void accesslog_close(void)
@@ -145,9 +177,65 @@ static int al_write(const char *p, size_t n)
 	return FERRY_OK;
 }
 
-/* Write whole lines. A regular file opened O_APPEND takes one write of any size in one
- * piece; a pipe or terminal only up to PIPE_BUF, so there the batch goes out in pieces of
- * whole lines no larger than that. */
+/* Does the file end inside a line (a write of any process cut short by a full disk)? -1 when
+ * the descriptor cannot be read (stderr redirected write-only): then only this process's own
+ * short writes are known (al_torn). */
+static int al_tail_torn(int fd)
+{
+	struct stat st;
+	char c;
+	if (fstat(fd, &st) != 0)
+		return -1;
+	if (st.st_size == 0)
+		return 0;
+	ssize_t r = pread(fd, &c, 1, st.st_size - 1);
+	if (r < 0)
+		return -1;
+	return r == 1 && c != '\n'; /* 0 bytes: truncated meanwhile (copytruncate) */
+}
+
+/* A regular file: the batch in one write, which O_APPEND keeps in one piece. A write cut
+ * short (ENOSPC, EFBIG) leaves a line without its end; it is not continued (another writer
+ * may append in between, and the rest would only fail too): the rest of that line is dropped
+ * and the next write that succeeds, of whichever process, first ends the torn line with "\n",
+ * so a line is never glued to a fragment. */
+static void al_emit_file(const char *p, size_t n)
+{
+	while (n > 0) {
+		int torn = al_tail_torn(al_fd);
+		if (torn < 0)
+			torn = atomic_load(&al_torn);
+		struct iovec iov[2] = { { (void *)"\n", 1 }, { (void *)p, n } };
+		ssize_t w = writev(al_fd, iov + !torn, 2 - !torn);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			al_write_failed(w < 0 ? errno : EIO);
+			return;
+		}
+		size_t done = (size_t)w - (size_t)torn;
+		if (done == n) {
+			atomic_store(&al_torn, 0);
+			return;
+		}
+		/* cut short: the file now ends with p[done - 1] (or the "\n" alone) */
+		torn = done > 0 && p[done - 1] != '\n';
+		atomic_store(&al_torn, torn);
+		p += done;
+		n -= done;
+		if (torn) {
+			const char *nl = memchr(p, '\n', n);
+			size_t skip = nl ? (size_t)(nl - p) + 1 : n;
+			p += skip;
+			n -= skip;
+		}
+	}
+}
+
+/* Write whole lines. Towards a pipe, terminal or socket only a write up to PIPE_BUF is taken
+ * in one piece, so there the batch goes out in pieces of whole lines no larger than that, and
+ * every write ends on a line boundary (a line longer than PIPE_BUF, which the format does not
+ * produce, would be written alone). */
 static void al_emit(const char *p, size_t n)
 {
 	if (al_kind == AL_SYSLOG) {
@@ -164,7 +252,7 @@ static void al_emit(const char *p, size_t n)
 	if (al_fd < 0)
 		return;
 	if (atomic_load_explicit(&al_regular, memory_order_relaxed)) {
-		al_write(p, n);
+		al_emit_file(p, n);
 		return;
 	}
 	while (n > 0) {
@@ -174,8 +262,10 @@ static void al_emit(const char *p, size_t n)
 			for (size_t i = 0; i < PIPE_BUF; i++)
 				if (p[i] == '\n')
 					take = i + 1;
-			if (take == 0)
-				take = n < AL_LINE_MAX ? n : AL_LINE_MAX; /* one long line: as it is */
+			if (take == 0) { /* one long line: exactly that line */
+				const char *nl = memchr(p, '\n', n);
+				take = nl ? (size_t)(nl - p) + 1 : n;
+			}
 		}
 		if (al_write(p, take) != FERRY_OK)
 			return;
@@ -185,17 +275,20 @@ static void al_emit(const char *p, size_t n)
 }
 
 /* Copy s (n bytes) with bytes that would break the line's fields (controls, space, DEL, 8-bit)
- * as %XX; "-" when empty. Returns bytes written, at most max. */
-static size_t al_escape(char *out, size_t max, const char *s, size_t n)
+ * as %XX; "-" when empty. Returns bytes written, at most max; *cut (when not NULL) tells
+ * whether s did not fit whole. */
+static size_t al_escape(char *out, size_t max, const char *s, size_t n, int *cut)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
+	size_t o = 0, i;
+	if (cut)
+		*cut = 0;
 	if (n == 0) {
 		if (max > 0)
 			out[o++] = '-';
 		return o;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 		if (ch > 0x20 && ch < 0x7f && ch != '"') {
 			if (o + 1 > max)
@@ -209,6 +302,8 @@ static size_t al_escape(char *out, size_t max, const char *s, size_t n)
 			out[o++] = hex[ch & 15];
 		}
 	}
+	if (cut)
+		*cut = i < n;
 	return o;
 }
 
@@ -252,15 +347,20 @@ size_t accesslog_format(struct accesslog_buf *b, const struct accesslog_entry *e
 	o += (size_t)r;
 	o += al_addr(out + o, outlen - o, e->client, 0);
 	out[o++] = ' ';
-	o += al_escape(out + o, 256, e->user, e->user ? strlen(e->user) : 0);
+	o += al_escape(out + o, 256, e->user, e->user ? strlen(e->user) : 0, NULL);
 	out[o++] = ' ';
 	if (e->request) {
 		const char *sp = strchr(e->request, ' ');
 		size_t mlen = sp ? (size_t)(sp - e->request) : strlen(e->request);
-		o += al_escape(out + o, 64, e->request, mlen);
+		o += al_escape(out + o, 64, e->request, mlen, NULL);
 		out[o++] = ' ';
 		const char *t = sp ? sp + 1 : "";
-		o += al_escape(out + o, AL_REQUEST_MAX, t, strlen(t));
+		int cut;
+		o += al_escape(out + o, AL_TARGET_MAX, t, strlen(t), &cut);
+		if (cut) {
+			memcpy(out + o, AL_CUT, sizeof(AL_CUT) - 1);
+			o += sizeof(AL_CUT) - 1;
+		}
 	} else {
 		out[o++] = '-';
 		out[o++] = ' ';

@@ -5,8 +5,10 @@
  *
  * Each worker formats lines into its own buffer (no lock) and writes whole lines only, with
  * one write(2) per batch on an O_APPEND descriptor: when the buffer is full, from a 1 s
- * timer of the worker's loop, and when the worker exits. doc/observability.md describes the
- * fields. The target (a path, stderr, syslog or off) is process-wide. */
+ * timer of the worker's loop, and when the worker exits. Towards a pipe every write ends
+ * at a line's end; a write to a file cut short (disk full) is never continued by a later one.
+ * doc/observability.md describes the fields (the target is cut at 2 KiB, so a line stays
+ * below PIPE_BUF). The target (a path, stderr, syslog or off) is process-wide. */
 #ifndef FERRY_ACCESSLOG_H
 #define FERRY_ACCESSLOG_H
 
@@ -20,8 +22,8 @@
  * it); when it cannot, it keeps what it inherited. FERRY_OK or FERRY_ERR with err. */
 int accesslog_open(const char *target, char *err, size_t errlen);
 /* SIGUSR1: reopen a file target by its path, keeping the descriptor number (dup2), so workers
- * writing at that moment never see a closed descriptor. A failure is logged; the old file
- * stays in use. */
+ * writing at that moment never see a closed descriptor; it writes nothing else the workers
+ * read but atomics. A failure is logged; the old file stays in use. */
 void accesslog_reopen(void);
 void accesslog_close(void);
 /* Is a target other than off open? (Then requests keep what their line needs.) */

@@ -35,6 +35,7 @@
 #define ADMIN_HEAD_MAX 4096
 #define ADMIN_TIMEOUT_MS 5000
 #define ADMIN_LINGER_MS 1000
+#define ADMIN_ACCEPT_PAUSE_MS 100 /* after accept4 failed (EMFILE...): the listener rests */
 
 enum admin_phase { AP_READ, AP_WRITE, AP_LINGER };
 
@@ -68,6 +69,11 @@ struct admin {
 
 	struct admin_client *clients[ADMIN_MAX_CLIENTS];
 	int nclients;
+	/* accept4 failed (EMFILE, ENFILE...): the connection stays queued and the listener
+	 * readable, so it is not polled until accept_pause_until; the failure is logged once
+	 * until an accept succeeds again */
+	uint64_t accept_pause_until;
+	int accept_failing;
 };
 
 static uint64_t admin_now(void)
@@ -441,9 +447,18 @@ static void admin_accept(struct admin *a)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("admin: accept4: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (!a->accept_failing)
+				log_warn("admin: accept4: %s (not accepting for %d ms at a time until it "
+					 "succeeds again)", strerror(errno), ADMIN_ACCEPT_PAUSE_MS);
+			a->accept_failing = 1;
+			a->accept_pause_until = admin_now() + ADMIN_ACCEPT_PAUSE_MS;
 			return;
+		}
+		if (a->accept_failing) {
+			a->accept_failing = 0;
+			log_info("admin: accept4 succeeds again");
 		}
 		struct admin_client *c = calloc(1, sizeof(*c));
 		if (c == NULL) {
@@ -472,12 +487,16 @@ static void *admin_main(void *arg)
 	for (;;) {
 		int n = 0;
 		pfd[n].fd = a->wake[0], pfd[n].events = POLLIN, n++;
+		uint64_t now = admin_now();
+		int timeout = -1;
 		int listening = a->nclients < ADMIN_MAX_CLIENTS;
+		if (listening && a->accept_pause_until > now) {
+			listening = 0;
+			timeout = (int)(a->accept_pause_until - now);
+		}
 		if (listening)
 			pfd[n].fd = a->lfd, pfd[n].events = POLLIN, n++;
 		int first = n;
-		uint64_t now = admin_now();
-		int timeout = -1;
 		for (int i = 0; i < a->nclients; i++) {
 			struct admin_client *c = a->clients[i];
 			pfd[n].fd = c->fd;

@@ -1,7 +1,10 @@
 /* test_observability.c - the access log, the shared counters and the admin endpoint.
  *
- * Unit tests: the access log line's format, the counter region (slots handed out and taken
- * back, counters that never go backwards), the metrics page. End to end (the real binary):
+ * Unit tests: the access log line's format (a long target cut and marked), writes towards a
+ * pipe or socket that each end a line, a line cut by a full disk never continued, the admin
+ * thread pausing (not spinning) while accept4 fails with EMFILE; the counter region (slots
+ * handed out and taken back, counters that never go backwards), the metrics page. End to
+ * end (the real binary):
  * the access log line of an ok request, a 403, a 407, a 502 and a tunnel, field by field;
  * lines flushed within a second and SIGUSR1 reopening the file; a /metrics scrape parsed by
  * a strict Prometheus text parser, its counters moving with the traffic of two processes;
@@ -18,6 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +33,7 @@
 #include "accesslog.h"
 #include "admin.h"
 #include "harness.h"
+#include "log.h"
 #include "stats.h"
 #include "status.h"
 
@@ -250,16 +259,215 @@ START_TEST(access_line_format)
 	out[n - 1] = '\0';
 	ck_assert_str_eq(out + 25, "192.0.2.7 - - - 000 0 0 0 - -");
 
-	/* a huge target is cut, the line stays one line */
+	/* a huge target is cut after 2048 bytes and marked, the line stays one line, shorter than
+	 * PIPE_BUF (so a pipe takes it in one piece), even with every byte escaped */
 	char *big = malloc(20000);
-	memset(big, 'a', 19999);
-	memcpy(big, "GET ", 4);
-	big[19999] = '\0';
-	e.request = big;
-	n = accesslog_format(&b, &e, out, sizeof(out));
-	ck_assert_uint_lt(n, sizeof(out));
-	ck_assert_ptr_eq(strchr(out, '\n'), out + n - 1);
+	for (int esc = 0; esc < 2; esc++) {
+		memset(big, esc ? '\x01' : 'a', 19999);
+		memcpy(big, "GET ", 4);
+		big[19999] = '\0';
+		e.request = big;
+		n = accesslog_format(&b, &e, out, sizeof(out));
+		ck_assert_uint_lt(n, PIPE_BUF);
+		ck_assert_ptr_eq(strchr(out, '\n'), out + n - 1);
+		out[n - 1] = '\0';
+		char *save = NULL, *f[16];
+		int nf = 0;
+		for (char *t = strtok_r(out, " ", &save); t && nf < 16; t = strtok_r(NULL, " ", &save))
+			f[nf++] = t;
+		ck_assert_int_eq(nf, 11);
+		size_t tl = strlen(f[F_TARGET]);
+		ck_assert_uint_le(tl, 2048 + 3);
+		ck_assert_uint_ge(tl, 2046 + 3);
+		ck_assert_str_eq(f[F_TARGET] + tl - 3, "...");
+		ck_assert_str_eq(f[F_STATUS], "200");
+	}
 	free(big);
+
+	/* a target of exactly 2048 bytes is whole, without the marker */
+	char t2048[2100] = "GET ";
+	memset(t2048 + 4, 'b', 2048);
+	t2048[4 + 2048] = '\0';
+	e.request = t2048;
+	n = accesslog_format(&b, &e, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, " bbb"));
+	ck_assert_ptr_null(strstr(out, "..."));
+}
+END_TEST
+
+/* ---- unit: how lines reach the target ---- */
+
+static void fill_entry(struct accesslog_entry *e, struct sockaddr_in *cl, const char *user,
+		       const char *request)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &cl->sin_addr);
+	memset(e, 0, sizeof(*e));
+	e->client = (struct sockaddr *)cl;
+	e->user = user;
+	e->request = request;
+	e->status = 200;
+	e->bytes_in = 10;
+	e->bytes_out = 20;
+}
+
+/* s (n bytes) is whole lines: each with 11 fields and a valid time. Returns how many. */
+static int whole_lines(const char *s, size_t n)
+{
+	int lines = 0;
+	ck_assert_msg(n > 0 && s[n - 1] == '\n', "a write that does not end a line (%zu bytes)", n);
+	for (const char *p = s; p < s + n;) {
+		const char *nl = memchr(p, '\n', (size_t)(s + n - p));
+		char t[25];
+		ck_assert_int_ge(nl - p, 24);
+		memcpy(t, p, 24);
+		t[24] = '\0';
+		check_time(t);
+		int spaces = 0;
+		for (const char *q = p; q < nl; q++)
+			spaces += *q == ' ';
+		ck_assert_int_eq(spaces, 10);
+		lines++;
+		p = nl + 1;
+	}
+	return lines;
+}
+
+/* stderr is a pipe or socket (journald, docker): every write(2) is whole lines of at most
+ * PIPE_BUF bytes. A datagram socket shows each write(2) as one message. Lines with targets of
+ * 2 to 5 KiB (cut at 2 KiB) between short ones, so a batch is cut into several writes. */
+START_TEST(access_log_pipe_writes_whole_lines)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	int saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(sv[0], STDERR_FILENO), STDERR_FILENO);
+	char err[256];
+	ck_assert_int_eq(accesslog_open("stderr", err, sizeof(err)), FERRY_OK);
+
+	struct accesslog_buf b;
+	memset(&b, 0, sizeof(b));
+	struct sockaddr_in cl;
+	struct accesslog_entry e;
+	static char req[6000];
+	int want = 0;
+	for (int i = 0; i < 24; i++) {
+		size_t len = i % 3 == 0 ? 10 : 2000 + (size_t)i * 130;
+		memcpy(req, "GET ", 4);
+		memset(req + 4, 'a' + i % 26, len);
+		req[4 + len] = '\0';
+		fill_entry(&e, &cl, "u", req);
+		accesslog_add(&b, &e);
+		want++;
+	}
+	accesslog_flush(&b);
+	accesslog_close();
+	ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(sv[0]);
+
+	int got = 0, writes = 0;
+	static char msg[65536];
+	ssize_t k;
+	while ((k = recv(sv[1], msg, sizeof(msg), MSG_DONTWAIT)) > 0) {
+		ck_assert_int_le(k, PIPE_BUF);
+		got += whole_lines(msg, (size_t)k);
+		writes++;
+	}
+	ck_assert_int_eq(got, want);
+	ck_assert_int_gt(writes, 1);
+	close(sv[1]);
+	accesslog_buf_free(&b);
+}
+END_TEST
+
+/* Disk full: a write cut short leaves a line without its end. The next write that succeeds
+ * must not continue it. RLIMIT_FSIZE (SIGXFSZ ignored) cuts a write short exactly like
+ * ENOSPC and fails the next one (EFBIG); raising it plays the disk getting space again. In a
+ * child process (the limit and stderr are the process's). Loop 0: a file target, reopened
+ * after the cut (so that only the file itself can tell: as another process writing next);
+ * 1: stderr redirected to a file write-only (the process remembers its own cut). */
+START_TEST(access_log_torn_line_not_continued)
+{
+	make_dir();
+	const char *path = in_dir("access.log");
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char err[256];
+		signal(SIGXFSZ, SIG_IGN);
+		log_open("off", LOG_LVL_ERROR, err, sizeof(err)); /* the expected "File too large" */
+		if (_i == 0) {
+			if (accesslog_open(path, err, sizeof(err)) != FERRY_OK)
+				_exit(10);
+		} else {
+			int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+			if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+				_exit(11);
+			close(fd);
+			if (accesslog_open("stderr", err, sizeof(err)) != FERRY_OK)
+				_exit(12);
+		}
+		struct accesslog_buf b;
+		memset(&b, 0, sizeof(b));
+		struct sockaddr_in cl;
+		struct accesslog_entry e;
+		for (int i = 0; i < 3; i++) {
+			fill_entry(&e, &cl, "first", "GET http://example.org/one");
+			accesslog_add(&b, &e);
+		}
+		accesslog_flush(&b);
+		struct stat st;
+		if (stat(path, &st) != 0)
+			_exit(13);
+		struct rlimit old, rl;
+		if (getrlimit(RLIMIT_FSIZE, &old) != 0)
+			_exit(14);
+		rl = old;
+		rl.rlim_cur = (rlim_t)st.st_size + 40; /* inside the first "second" line */
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(15);
+		for (int i = 0; i < 3; i++) {
+			fill_entry(&e, &cl, "second", "GET http://example.org/two");
+			accesslog_add(&b, &e);
+		}
+		accesslog_flush(&b);
+		if (setrlimit(RLIMIT_FSIZE, &old) != 0)
+			_exit(16);
+		if (_i == 0 && accesslog_open(path, err, sizeof(err)) != FERRY_OK)
+			_exit(17);
+		for (int i = 0; i < 2; i++) {
+			fill_entry(&e, &cl, "third", "GET http://example.org/three");
+			accesslog_add(&b, &e);
+		}
+		accesslog_buf_free(&b);
+		accesslog_close();
+		_exit(0);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+
+	char *log = read_file(path);
+	/* the cut happened: 3 whole lines, then a fragment of the first "second" line */
+	const char *frag = log;
+	for (int i = 0; i < 3; i++) {
+		frag = strchr(frag, '\n');
+		ck_assert_ptr_nonnull(frag);
+		frag++;
+	}
+	ck_assert_int_eq(whole_lines(log, (size_t)(frag - log)), 3);
+	const char *nl = strchr(frag, '\n');
+	ck_assert_ptr_nonnull(nl);
+	ck_assert_int_eq(nl - frag, 40);
+	ck_assert_ptr_null(memchr(frag, ' ', 24)); /* the fragment's own time, nothing glued */
+	/* ... and what came after the space returned is whole lines on their own */
+	ck_assert_int_eq(whole_lines(nl + 1, strlen(nl + 1)), 2);
+	ck_assert_ptr_nonnull(strstr(nl + 1, " third GET http://example.org/three 200 "));
+	ck_assert_ptr_null(strstr(nl + 1, "second"));
+	free(log);
 }
 END_TEST
 
@@ -957,6 +1165,97 @@ static void admin_expect(const char *req, int status, const char *body_has)
 	harness_resp_free(&r);
 }
 
+static void print_error(void *arg, const char *msg)
+{
+	fprintf(stderr, "%s\n", msg);
+}
+
+static int count_of(const char *s, const char *what)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, what)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* accept4 fails with EMFILE: the admin thread must not spin on the listener that stays
+ * readable (one warning per episode, not one per loop), and serves the waiting client once
+ * descriptors are free again. In the test process: the admin module directly. */
+START_TEST(admin_accept_emfile_pauses)
+{
+	make_dir();
+	const char *logpath = in_dir("error.log");
+	char err[512];
+	ck_assert_int_eq(log_open(logpath, LOG_LVL_INFO, err, sizeof(err)), FERRY_OK);
+	struct stats *st = stats_create(1);
+	ck_assert_ptr_nonnull(st);
+	struct config *cfg = NULL;
+	struct admin *a = NULL;
+	int port = -1;
+	for (int tries = 0; a == NULL && tries < 5; tries++) { /* another suite may take the port */
+		char text[128];
+		port = harness_free_port();
+		snprintf(text, sizeof(text), "[admin]\nlisten = 127.0.0.1:%d\n", port);
+		config_free(cfg);
+		cfg = config_load_string(text, "admin-test", print_error, NULL);
+		ck_assert_ptr_nonnull(cfg);
+		int failed;
+		a = admin_create(cfg, st, err, sizeof(err), &failed);
+	}
+	ck_assert_msg(a != NULL, "%s", err);
+	ck_assert_int_eq(admin_start(a, err, sizeof(err)), FERRY_OK);
+
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(c, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+
+	/* no descriptor left for accept4 */
+	struct rlimit old, rl;
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rl = old;
+	rl.rlim_cur = 64;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	int fill[64], nfill = 0;
+	while (nfill < 64 && (fill[nfill] = dup(c)) >= 0)
+		nfill++;
+	int dup_errno = errno;
+	int conn = connect(c, (struct sockaddr *)&sa, sizeof(sa)); /* queued by the kernel */
+	sleep_ms(500); /* a spinning thread logs thousands of warnings meanwhile */
+	while (nfill > 0)
+		close(fill[--nfill]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ck_assert_int_eq(dup_errno, EMFILE);
+	ck_assert_int_eq(conn, 0);
+	char *log = read_file(logpath);
+	ck_assert_msg(count_of(log, "admin: accept4: ") == 1, "accept4 warnings: %d",
+		      count_of(log, "admin: accept4: "));
+	ck_assert_ptr_nonnull(strstr(log, "Too many open files"));
+	free(log);
+
+	/* descriptors are back: the waiting client is served (hang guard: 10 s) */
+	const char req[] = "GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
+	ck_assert_int_eq(send(c, req, sizeof(req) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(req) - 1);
+	struct timeval tv = { 10, 0 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char resp[4096];
+	size_t got = 0;
+	ssize_t k;
+	while (got < sizeof(resp) - 1 && (k = recv(c, resp + got, sizeof(resp) - 1 - got, 0)) > 0)
+		got += (size_t)k;
+	resp[got] = '\0';
+	ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0, "answer: %s", resp);
+	close(c);
+	log = read_file(logpath);
+	ck_assert_int_eq(count_of(log, "admin: accept4: "), 1);
+	ck_assert_ptr_nonnull(strstr(log, "admin: accept4 succeeds again"));
+	free(log);
+	admin_destroy(a);
+	config_free(cfg);
+	stats_destroy(st);
+}
+END_TEST
+
 START_TEST(admin_answers_bad_requests)
 {
 	begin_admin(_i, 1);
@@ -1149,6 +1448,10 @@ int main(void)
 	Suite *s = suite_create("observability");
 	TCase *unit = tcase_create("unit");
 	tcase_add_test(unit, access_line_format);
+	tcase_add_test(unit, access_log_pipe_writes_whole_lines);
+	tcase_add_checked_fixture(unit, NULL, teardown);
+	tcase_add_loop_test(unit, access_log_torn_line_not_continued, 0, 2);
+	tcase_add_test(unit, admin_accept_emfile_pauses);
 	tcase_add_test(unit, stats_slots_and_sums);
 	tcase_add_test(unit, prom_parser_is_strict);
 	tcase_add_test(unit, metrics_text_of_a_region);
