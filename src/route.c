@@ -85,6 +85,18 @@ void route_parent_free(struct route_parent *p)
 	p->user = p->pass = p->auth_header = NULL;
 }
 
+/* Is s[0..n) a scheme someone might write for a parent by mistake? Only such a scheme is
+ * repeated in a message: any other text before "://" may be a piece of a password (a blank
+ * or a comma in one splits the value into words). */
+static int known_scheme(const char *s, size_t n)
+{
+	static const char *const known[] = { "https", "socks", "socks4", "socks4a", "socks5h", "ftp" };
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strlen(known[i]) == n && strncasecmp(s, known[i], n) == 0)
+			return 1;
+	return 0;
+}
+
 int route_parent_parse(const char *url, struct route_parent *out, char *err, size_t errlen)
 {
 	const char *s;
@@ -96,21 +108,33 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 		out->kind = ROUTE_SOCKS5;
 		s = url + 9;
 	} else {
+		/* Never repeat the text: "ferry:s3cret@proxy:3128" (no scheme) or the second half of
+		 * a password cut at a comma would show the password. With credentials, only what
+		 * follows the last '@' (the host and port) is shown. */
 		const char *c = strstr(url, "://");
-		if (c != NULL)
-			snprintf(err, errlen, "parent scheme '%.*s' is not http or socks5", (int)(c - url) > 32 ? 32 : (int)(c - url), url);
+		const char *at = strrchr(url, '@');
+		if (at != NULL)
+			snprintf(err, errlen, "parent '***@%.64s' does not begin with http:// or socks5:// "
+				 "(a blank or a comma in a password must be %%-encoded: %%20, %%2C)", at + 1);
+		else if (c != NULL && known_scheme(url, (size_t)(c - url)))
+			snprintf(err, errlen, "parent scheme '%.*s' is not http or socks5", (int)(c - url), url);
 		else
-			snprintf(err, errlen, "parent '%.64s' is not http://[user:pass@]host:port or socks5://[user:pass@]host:port", url);
+			snprintf(err, errlen, "a parent is not http://[user:pass@]host:port or "
+				 "socks5://[user:pass@]host:port (the word is not shown: it may be part of a "
+				 "password)");
 		return FERRY_ERR;
 	}
 	const char *scheme = out->kind == ROUTE_HTTP ? "http" : "socks5";
 	/* userinfo: up to the last '@' (a password may hold '@' only %-encoded, but be kind) */
 	const char *at = strrchr(s, '@');
 	const char *hostpart = s;
+	/* how the URL is named in messages: the credentials masked */
+	char shown[16];
+	snprintf(shown, sizeof(shown), "%s://%s", scheme, at != NULL ? "***@" : "");
 	if (at != NULL) {
 		const char *colon = memchr(s, ':', (size_t)(at - s));
 		if (colon == NULL) {
-			snprintf(err, errlen, "parent %s://...: credentials must be user:password", scheme);
+			snprintf(err, errlen, "parent %s...: credentials must be user:password", shown);
 			return FERRY_ERR;
 		}
 		int bad = 0;
@@ -119,15 +143,26 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 			out->pass = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
 		if (out->user == NULL || out->pass == NULL) {
 			route_parent_free(out);
-			snprintf(err, errlen, bad ? "parent %s://...: bad %%-escape in the credentials"
-						  : "out of memory", scheme);
+			if (bad)
+				snprintf(err, errlen, "parent %s...: bad %%-escape in the credentials", shown);
+			else
+				snprintf(err, errlen, "out of memory");
 			return FERRY_ERR;
 		}
-		if (out->user[0] == '\0' || strlen(out->user) > ROUTE_CRED_MAX || strlen(out->pass) > ROUTE_CRED_MAX ||
-		    (out->kind == ROUTE_HTTP && strchr(out->user, ':') != NULL)) {
+		const char *why = NULL;
+		size_t ul = strlen(out->user), pl = strlen(out->pass);
+		if (ul == 0 || ul > ROUTE_CRED_MAX)
+			why = "the user name must be 1 to 255 bytes";
+		else if (out->kind == ROUTE_HTTP && strchr(out->user, ':') != NULL)
+			why = "an HTTP parent's user name cannot hold ':' (Basic authentication)";
+		else if (pl > ROUTE_CRED_MAX)
+			why = "the password must be at most 255 bytes";
+		else if (out->kind == ROUTE_SOCKS5 && pl == 0)
+			/* RFC 1929: PLEN is 1 to 255; an empty one is refused by conforming servers */
+			why = "a SOCKS5 password must be 1 to 255 bytes (RFC 1929)";
+		if (why != NULL) {
 			route_parent_free(out);
-			snprintf(err, errlen, "parent %s://...: user must be 1 to %d bytes (no ':'), password at most %d",
-				 scheme, ROUTE_CRED_MAX, ROUTE_CRED_MAX);
+			snprintf(err, errlen, "parent %s...: %s", shown, why);
 			return FERRY_ERR;
 		}
 		for (const char *q = out->user; *q; q++)
@@ -145,7 +180,7 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 		hs = hostpart + 1;
 		he = strchr(hs, ']');
 		if (he == NULL) {
-			snprintf(err, errlen, "parent %s://%.64s: missing ']'", scheme, hostpart);
+			snprintf(err, errlen, "parent %s[...: missing ']'", shown);
 			goto fail;
 		}
 		p = he + 1;
@@ -159,7 +194,7 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 	}
 	size_t hl = (size_t)(he - hs);
 	if (hl == 0 || hl >= ROUTE_HOST_MAX) {
-		snprintf(err, errlen, "parent %s://: missing or too long host", scheme);
+		snprintf(err, errlen, "parent %s: missing or too long host", shown);
 		goto fail;
 	}
 	memcpy(out->host, hs, hl);
@@ -167,19 +202,19 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 	if (ip6) {
 		struct in6_addr a6;
 		if (inet_pton(AF_INET6, out->host, &a6) != 1) {
-			snprintf(err, errlen, "parent %s://[%.64s]: not an IPv6 address", scheme, out->host);
+			snprintf(err, errlen, "parent %s[%.64s]: not an IPv6 address", shown, out->host);
 			goto fail;
 		}
 	} else {
 		for (size_t i = 0; i < hl; i++)
 			if (!valid_host_char((unsigned char)out->host[i])) {
-				snprintf(err, errlen, "parent %s://%.64s: bad character in the host name", scheme,
+				snprintf(err, errlen, "parent %s%.64s: bad character in the host name", shown,
 					 out->host);
 				goto fail;
 			}
 	}
 	if (*p != ':') {
-		snprintf(err, errlen, "parent %s://%.64s: the port is required (host:port)", scheme, out->host);
+		snprintf(err, errlen, "parent %s%.64s: the port is required (host:port)", shown, out->host);
 		goto fail;
 	}
 	p++;
@@ -188,7 +223,7 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 	for (; *p >= '0' && *p <= '9' && nd < 6; p++, nd++)
 		port = port * 10 + (unsigned long)(*p - '0');
 	if (nd == 0 || nd > 5 || port == 0 || port > 65535 || (*p != '\0' && strcmp(p, "/") != 0)) {
-		snprintf(err, errlen, "parent %s://%.64s: bad port (1 to 65535, nothing after it)", scheme,
+		snprintf(err, errlen, "parent %s%.64s: bad port (1 to 65535, nothing after it)", shown,
 			 out->host);
 		goto fail;
 	}
@@ -216,7 +251,7 @@ int route_parent_parse(const char *url, struct route_parent *out, char *err, siz
 	}
 	return FERRY_OK;
 badcred:
-	snprintf(err, errlen, "parent %s://...: control characters in the credentials", scheme);
+	snprintf(err, errlen, "parent %s...: control characters in the credentials", shown);
 fail:
 	route_parent_free(out);
 	return FERRY_ERR;
@@ -257,6 +292,11 @@ static int table_parent(struct route_table *t, const char *url, unsigned *id, ch
 
 static int target_add(struct route_target *tg, unsigned id, char *err, size_t errlen)
 {
+	if (tg->n >= ROUTE_TARGET_MAX) {
+		/* route_next keeps the parents tried by a request as bits of an int */
+		snprintf(err, errlen, "at most %d parents for one destination", ROUTE_TARGET_MAX);
+		return FERRY_ERR;
+	}
 	for (size_t i = 0; i < tg->n; i++)
 		if (tg->parents[i] == id) {
 			snprintf(err, errlen, "the same parent is listed twice");
@@ -288,7 +328,8 @@ static int each_word(const char *value, int (*fn)(void *, const char *, char *, 
 			s++;
 		size_t n = (size_t)(s - b);
 		if (n >= sizeof(word)) {
-			snprintf(err, errlen, "'%.32s...' is too long", b);
+			/* not shown: it may hold a password */
+			snprintf(err, errlen, "a word of more than %zu characters", sizeof(word) - 1);
 			return FERRY_ERR;
 		}
 		memcpy(word, b, n);
@@ -350,6 +391,15 @@ int route_table_add_rule(struct route_table *t, const char *value, int line, cha
 	size_t n = (size_t)(s - b);
 	if (n == 0 || *s == '\0') {
 		snprintf(err, errlen, "expected 'SUFFIX-OR-CIDR direct' or 'SUFFIX-OR-CIDR PARENT-URL...'");
+		return FERRY_ERR;
+	}
+	/* a parent URL where the match belongs (forgotten): not repeated, it may hold a password */
+	int url = memchr(b, '@', n) != NULL;
+	for (size_t i = 0; i + 3 <= n && !url; i++)
+		url = memcmp(b + i, "://", 3) == 0;
+	if (url) {
+		snprintf(err, errlen, "the first word must be a domain suffix or a CIDR, not a URL "
+			 "(route = SUFFIX-OR-CIDR TARGET...)");
 		return FERRY_ERR;
 	}
 	if (n >= sizeof(match)) {
@@ -516,18 +566,30 @@ static int parent_down(const struct route_table *t, unsigned id, int worker, uin
 const struct route_parent *route_next(const struct route_table *t, const struct route_target *target,
 				      int worker, uint64_t now, int *pos)
 {
-	int start = *pos + 1;
-	if (target->direct || start >= (int)target->n)
+	/* *pos is the set of positions this request has tried, one bit each (-1: none yet). It
+	 * is a set, not an index, so that the parents passed over for being down are still
+	 * tried once the others have failed, rather than the list ending on them. */
+	unsigned tried = *pos < 0 ? 0 : (unsigned)*pos;
+	int pick = -1, first_down = -1;
+	if (target->direct)
 		return NULL;
-	for (int i = start; i < (int)target->n; i++) {
+	for (int i = 0; i < (int)target->n && i < ROUTE_TARGET_MAX; i++) {
+		if (tried & (1u << i))
+			continue;
 		if (!parent_down(t, target->parents[i], worker, now)) {
-			*pos = i;
-			return t->parents[target->parents[i]];
+			pick = i;
+			break;
 		}
+		if (first_down < 0)
+			first_down = i;
 	}
-	/* every remaining parent failed recently: better to try one than to refuse */
-	*pos = start;
-	return t->parents[target->parents[start]];
+	/* every parent not yet tried failed recently: better to try one than to refuse */
+	if (pick < 0)
+		pick = first_down;
+	if (pick < 0)
+		return NULL;
+	*pos = (int)(tried | 1u << pick);
+	return t->parents[target->parents[pick]];
 }
 
 void route_parent_failed(const struct route_table *t, const struct route_parent *p, int worker,

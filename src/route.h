@@ -16,6 +16,8 @@
 #define ROUTE_SKIP_MS 30000
 #define ROUTE_HOST_MAX 256
 #define ROUTE_CRED_MAX 255
+/* Parents in one target (a rule's, or the default's): route_next's cursor is a bit set. */
+#define ROUTE_TARGET_MAX 31
 
 enum route_kind { ROUTE_HTTP, ROUTE_SOCKS5 };
 
@@ -79,10 +81,11 @@ void route_table_free(struct route_table *t);
  * default. host: as in the request (IPv6 without brackets). Never NULL. */
 const struct route_target *route_match(const struct route_table *t, const char *host);
 
-/* Which parent of target to try after the one at position *pos (start with *pos = -1):
- * parents marked down by this worker are skipped, unless every remaining one is down, in which
- * case they are tried anyway in order. Returns the parent and sets *pos, or NULL when the
- * list is exhausted. */
+/* Which parent of target to try next in a request. *pos is the request's cursor: -1 before the
+ * first call, then only passed back (it records the parents already tried). The first parent
+ * not yet tried and not marked down by this worker, in order; when there is none, the first
+ * not yet tried although down (so a parent skipped at first is still tried once the others
+ * have failed). Returns the parent and updates *pos, or NULL when every parent was tried. */
 const struct route_parent *route_next(const struct route_table *t, const struct route_target *target,
 				      int worker, uint64_t now, int *pos);
 /* Record that parent failed for this worker at now: skipped until now + ROUTE_SKIP_MS. */

@@ -28,8 +28,9 @@ int socks5_start(struct socks5_client *sc, const char *user, const char *pass, c
 	sc->port = port;
 	if (user != NULL) {
 		size_t ul = strlen(user), pl = pass ? strlen(pass) : 0;
-		if (ul == 0 || ul > 255 || pl > 255)
-			return fail(sc, "SOCKS5 user name or password too long");
+		/* RFC 1929: ULEN and PLEN are 1 to 255 (route.c refuses the rest at config time) */
+		if (ul == 0 || ul > 255 || pl == 0 || pl > 255)
+			return fail(sc, "SOCKS5 user name and password must be 1 to 255 bytes each");
 		memcpy(sc->user, user, ul + 1);
 		if (pass)
 			memcpy(sc->pass, pass, pl + 1);

@@ -29,7 +29,8 @@ struct socks5_client {
 };
 
 /* Begin: queue the greeting (methods: no authentication, and username/password when user is
- * not NULL). FERRY_ERR when the host name or credentials are too long (sc->error). */
+ * not NULL). FERRY_ERR when the host name is empty or too long, or the user name or password
+ * is not 1 to 255 bytes as RFC 1929 requires (sc->error). */
 int socks5_start(struct socks5_client *sc, const char *user, const char *pass, const char *host,
 		 uint16_t port);
 /* The bytes to send now (sc->outlen of them at sc->out); 0 when waiting for the parent. */

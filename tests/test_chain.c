@@ -397,6 +397,80 @@ START_TEST(route_parse_parents)
 	/* a reason never shows the password */
 	ck_assert_int_eq(route_parent_parse("http://u:hunter2@p:99999", &p, err, sizeof(err)), FERRY_ERR);
 	ck_assert_ptr_null(strstr(err, "hunter2"));
+	ck_assert_msg(strstr(err, "http://***@p"), "%s", err);
+	/* RFC 1929: a SOCKS5 password is 1 to 255 bytes; HTTP Basic takes an empty one */
+	ck_assert_int_eq(route_parent_parse("socks5://u:@p:1080", &p, err, sizeof(err)), FERRY_ERR);
+	ck_assert_msg(strstr(err, "RFC 1929"), "%s", err);
+	ck_assert_int_eq(route_parent_parse("http://u:@p:3128", &p, err, sizeof(err)), FERRY_OK);
+	ck_assert_str_eq(p.pass, "");
+	ck_assert_str_eq(p.auth_header, "Proxy-Authorization: Basic dTo=\r\n");
+	route_parent_free(&p);
+	char longpw[300];
+	memset(longpw, 'x', sizeof(longpw));
+	memcpy(longpw, "socks5://u:", 11);
+	strcpy(longpw + 11 + 255, "@p:1");
+	ck_assert_int_eq(route_parent_parse(longpw, &p, err, sizeof(err)), FERRY_OK);
+	ck_assert_uint_eq(strlen(p.pass), 255);
+	route_parent_free(&p);
+	strcpy(longpw + 11 + 256, "@p:1");
+	ck_assert_int_eq(route_parent_parse(longpw, &p, err, sizeof(err)), FERRY_ERR);
+	ck_assert_ptr_null(strstr(err, "xxx"));
+}
+END_TEST
+
+/* Every way a URL with credentials can be wrong: no message shows the password, or a piece
+ * of it (a blank or a comma in a password splits the value into words). */
+START_TEST(route_errors_never_show_the_password)
+{
+	static const char *const parents[] = {
+		"ferry:s3cretSECRET@proxy:3128",             /* the scheme forgotten */
+		"http://ferry:pa,ssw0rdSECRET@h:3128",       /* a comma in the password */
+		"http://ferry:pa ssw0rdSECRET@h:3128",       /* a blank */
+		"socks5://ferry:pa ss SECRET x@h:1080",
+		"http://ferry:ssw0rdSECRET@h",               /* no port */
+		"http://ferry:ssw0rdSECRET@h:99999",
+		"http://ferry:ssw0rdSECRET@h:80/path",
+		"http://ferry:ssw0rdSECRET@[::1:80",
+		"http://ferry:ssw0rdSECRET@[zz]:80",
+		"http://ferry:ssw0rdSECRET@h$x:80",
+		"http://ferry:ssw0rdSECRET@:80",
+		"http://ferry:ssw0rdSECRET%zz@h:80",
+		"http://ferry:ssw0rdSECRET%01@h:80",
+		"ftp://ferry:ssw0rdSECRET@h:21",
+		"ferry:ssw0rdSECRET@http://h:1",
+		"http://fer%3Ary:ssw0rdSECRET@h:1",          /* ':' in an HTTP user */
+		"socks5://:ssw0rdSECRET@h:1",                /* no user */
+		"ssw0rdSECRET://h:1",
+	};
+	struct route_table t;
+	char err[256];
+	for (size_t i = 0; i < sizeof(parents) / sizeof(parents[0]); i++) {
+		memset(&t, 0, sizeof(t));
+		err[0] = '\0';
+		ck_assert_msg(route_table_add_parent(&t, parents[i], err, sizeof(err)) == FERRY_ERR, "%s accepted",
+			      parents[i]);
+		ck_assert_msg(err[0] != '\0', "%s: no reason", parents[i]);
+		ck_assert_msg(!strstr(err, "SECRET") && !strstr(err, "ssw0rd"), "%s: '%s'", parents[i], err);
+		route_table_free(&t);
+		char rule[256];
+		snprintf(rule, sizeof(rule), "example.com %s", parents[i]);
+		ck_assert_msg(route_table_add_rule(&t, rule, 1, err, sizeof(err)) == FERRY_ERR, "%s accepted", rule);
+		ck_assert_msg(!strstr(err, "SECRET") && !strstr(err, "ssw0rd"), "%s: '%s'", rule, err);
+		/* the MATCH forgotten: the URL stands where the suffix belongs */
+		snprintf(rule, sizeof(rule), "%s direct", parents[i]);
+		ck_assert_msg(route_table_add_rule(&t, rule, 1, err, sizeof(err)) == FERRY_ERR, "%s accepted", rule);
+		ck_assert_msg(!strstr(err, "SECRET") && !strstr(err, "ssw0rd"), "%s: '%s'", rule, err);
+		route_table_free(&t);
+	}
+	/* what is shown still names the parent */
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(route_table_add_parent(&t, "ferry:s3cretSECRET@proxy:3128", err, sizeof(err)), FERRY_ERR);
+	ck_assert_msg(strstr(err, "'***@proxy:3128'") && strstr(err, "http://"), "%s", err);
+	ck_assert_int_eq(route_table_add_parent(&t, "http://ferry:pw@h:3128x", err, sizeof(err)), FERRY_ERR);
+	ck_assert_str_eq(err, "parent http://***@h: bad port (1 to 65535, nothing after it)");
+	ck_assert_int_eq(route_table_add_parent(&t, "socks4://h:1080", err, sizeof(err)), FERRY_ERR);
+	ck_assert_str_eq(err, "parent scheme 'socks4' is not http or socks5");
+	route_table_free(&t);
 }
 END_TEST
 
@@ -436,6 +510,8 @@ START_TEST(route_rules_match)
 	route_parent_failed(&t, p, 0, 1000);
 	pos = -1;
 	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "http://c:3");
+	/* c failed too: b, skipped at first, is tried after all rather than a 502 */
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "socks5://b:2");
 	ck_assert_ptr_null(route_next(&t, x, 0, 2000, &pos));
 	pos = -1;
 	ck_assert_str_eq(route_next(&t, x, 1, 2000, &pos)->label, "socks5://b:2"); /* other worker */
@@ -450,6 +526,34 @@ START_TEST(route_rules_match)
 	route_parent_ok(&t, p, 0);
 	pos = -1;
 	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "socks5://b:2");
+
+	/* three parents, the first down: b, c, then a; each once per request */
+	ck_assert_int_eq(route_table_add_rule(&t, "three.example http://a:1 socks5://b:2 http://c:3", 5, err,
+					      sizeof(err)), FERRY_OK);
+	x = route_match(&t, "www.three.example");
+	ck_assert_uint_eq(x->n, 3);
+	route_parent_ok(&t, t.parents[x->parents[1]], 0);
+	route_parent_ok(&t, t.parents[x->parents[2]], 0);
+	route_parent_failed(&t, t.parents[x->parents[0]], 0, 1000);
+	pos = -1;
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "socks5://b:2");
+	route_parent_failed(&t, t.parents[x->parents[1]], 0, 2000);
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "http://c:3");
+	route_parent_failed(&t, t.parents[x->parents[2]], 0, 2000);
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "http://a:1");
+	ck_assert_ptr_null(route_next(&t, x, 0, 2000, &pos));
+	ck_assert_ptr_null(route_next(&t, x, 0, 2000, &pos));
+	/* all down: tried anyway, in order */
+	pos = -1;
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "http://a:1");
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "socks5://b:2");
+	/* c comes back meanwhile (another request got through): it is next, then none */
+	route_parent_ok(&t, t.parents[x->parents[2]], 0);
+	ck_assert_str_eq(route_next(&t, x, 0, 2000, &pos)->label, "http://c:3");
+	ck_assert_ptr_null(route_next(&t, x, 0, 2000, &pos));
+	/* a direct target has no parent */
+	pos = -1;
+	ck_assert_ptr_null(route_next(&t, route_match(&t, "intra.example"), 0, 2000, &pos));
 
 	static const char *const bad[] = { "", "example.com", "direct", "example.com direct http://a:1",
 					   "example.com http://a:1 direct", "10.0.0.1/8 direct",
@@ -466,6 +570,31 @@ START_TEST(route_rules_match)
 	ck_assert_uint_eq(route_match(&t, "example.com")->n, 1);
 	route_table_free(&t);
 	ck_assert_int_eq(route_match(NULL, "x")->direct, 1);
+
+	/* ROUTE_TARGET_MAX parents in one target, all down: each is tried once, in order */
+	memset(&t, 0, sizeof(t));
+	for (int i = 1; i <= ROUTE_TARGET_MAX; i++) {
+		char u[32];
+		snprintf(u, sizeof(u), "http://p%d:%d", i, i);
+		ck_assert_int_eq(route_table_add_parent(&t, u, err, sizeof(err)), FERRY_OK);
+	}
+	ck_assert_int_eq(route_table_add_parent(&t, "http://one-too-many:1", err, sizeof(err)), FERRY_ERR);
+	ck_assert_msg(strstr(err, "at most 31 parents"), "%s", err);
+	ck_assert_int_eq(route_table_prepare(&t, 1), FERRY_OK);
+	x = route_match(&t, "example.com");
+	ck_assert_uint_eq(x->n, ROUTE_TARGET_MAX);
+	for (size_t i = 0; i < x->n; i++)
+		route_parent_failed(&t, t.parents[x->parents[i]], 0, 1000);
+	pos = -1;
+	for (int i = 1; i <= ROUTE_TARGET_MAX; i++) {
+		char u[32];
+		snprintf(u, sizeof(u), "http://p%d:%d", i, i);
+		p = route_next(&t, x, 0, 2000, &pos);
+		ck_assert_ptr_nonnull(p);
+		ck_assert_str_eq(p->label, u);
+	}
+	ck_assert_ptr_null(route_next(&t, x, 0, 2000, &pos));
+	route_table_free(&t);
 }
 END_TEST
 
@@ -878,14 +1007,32 @@ START_TEST(parents_in_order_and_skipped)
 			     strncmp(at + strlen(v), "reset the connection in the handshake (skipped for 30 s)", 56) == 0),
 		      "%s", log);
 	free(log);
+	/* the second parent fails too: the first, still in its skip window, is tried after all
+	 * before the client gets a 502 */
+	socks_stop();
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, req), FERRY_OK);
+	fd = harness_accept(lfd, HARNESS_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "the skipped parent was not tried");
+	close(fd);
+	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 502);
+	snprintf(v, sizeof(v), "no parent proxy could be reached (last: parent http://127.0.0.1:%d: ", bport);
+	ck_assert_msg(strstr(r.body, v), "%s", r.body);
+	harness_resp_free(&r);
+	harness_close(&c);
+	ck_assert_int_lt(harness_accept(lfd, 200), 0); /* once per request, not again */
 	end();
 	close(lfd);
 
-	/* a first parent that refuses connections; and all parents down: 502 naming the last */
+	/* a first parent that refuses connections; and all parents down: 502 naming the last
+	 * tried, which is the first one, skipped at first and tried once the second failed */
 	begin(_i);
+	sp = socks_start(NULL, NULL);
 	int dead = harness_free_port();
 	snprintf(v, sizeof(v), "http://127.0.0.1:%d, socks5://127.0.0.1:%d", dead, sp);
 	harness_conf_set(&conf, "upstream", "parent", v);
+	harness_conf_set(&conf, "server", "threads", "1");
 	go();
 	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/len/4 HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
 	ask(ferry.port, req, &r);
@@ -894,7 +1041,9 @@ START_TEST(parents_in_order_and_skipped)
 	socks_stop();
 	ask(ferry.port, req, &r);
 	ck_assert_int_eq(r.status, 502);
-	ck_assert_msg(strstr(r.body, "no parent proxy could be reached (last: parent socks5://127.0.0.1:"), "%s", r.body);
+	snprintf(v, sizeof(v), "no parent proxy could be reached (last: parent http://127.0.0.1:%d: Connection refused)",
+		 dead);
+	ck_assert_msg(strstr(r.body, v), "%s", r.body);
 	harness_resp_free(&r);
 	end();
 }
@@ -1094,6 +1243,7 @@ int main(void)
 	TCase *units = tcase_create("units");
 	tcase_add_test(units, route_parse_parents);
 	tcase_add_test(units, route_rules_match);
+	tcase_add_test(units, route_errors_never_show_the_password);
 	tcase_add_test(units, config_keys);
 	tcase_add_test(units, absolute_form_rewrite);
 	suite_add_tcase(s, units);

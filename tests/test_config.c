@@ -1644,6 +1644,94 @@ START_TEST(control_characters_are_not_echoed)
 }
 END_TEST
 
+/* doc/chaining.md: the password never appears in an error message. Values that are wrong
+ * in every way a URL with credentials can be, including a password cut in pieces by a blank
+ * or a comma (the list splitting): no message of any piece shows the password. */
+START_TEST(upstream_errors_never_show_the_password)
+{
+	static const char *const lines[] = {
+		"parent = ferry:s3cretSECRET@proxy:3128",
+		"parent = http://ferry:pa,ssw0rdSECRET@h:3128",
+		"parent = http://ferry:pa ssw0rdSECRET@h:3128",
+		"parent = socks5://ferry:pa ss SECRET x@h:1080",
+		"parent = http://ok.example:3128, socks5://ferry:ssw0rd,SECRET@h:1080",
+		"parent = http://ferry:ssw0rdSECRET@h",
+		"parent = http://ferry:ssw0rdSECRET@h:65536",
+		"parent = http://ferry:ssw0rdSECRET@[::1:80",
+		"parent = http://ferry:ssw0rdSECRET@h$x:80",
+		"parent = http://ferry:ssw0rdSECRET%zz@h:80",
+		"parent = ftp://ferry:ssw0rdSECRET@h:21",
+		"parent = ferry:ssw0rdSECRET@http://h:1",
+		"parent = ssw0rdSECRET://h:1",
+		"route = example.com ferry:ssw0rdSECRET@h:1",
+		"route = example.com http://ferry:ssw0rd SECRET@h:1",
+		"route = http://ferry:ssw0rdSECRET@h:1 direct",
+		"route = http://ferry:ssw0rdSECRET@h:1",
+	};
+	char text[512];
+	struct errs e;
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(text, sizeof(text), "[upstream]\n%s\n", lines[i]);
+		load_bad(text, &e);
+		for (int k = 0; k < e.n && k < MAX_ERRS; k++)
+			ck_assert_msg(!strstr(e.msg[k], "SECRET") && !strstr(e.msg[k], "ssw0rd"),
+				      "%s:%s", lines[i], all_errs(&e));
+	}
+	/* what is shown still points at the mistake */
+	expect_key_error("upstream", "parent", "ferry:s3cretSECRET@proxy:3128",
+			 "parent '***@proxy:3128' does not begin with http:// or socks5:// (a blank or a "
+			 "comma in a password must be %-encoded: %20, %2C)");
+	load_bad("[upstream]\nparent = http://ferry:pa,ssw0rdSECRET@h:3128\n", &e);
+	ck_assert_msg(e.n == 2, "%s", all_errs(&e));
+	ck_assert_str_eq(e.msg[1], "t: line 2: [upstream] parent: parent '***@h:3128' does not begin "
+			 "with http:// or socks5:// (a blank or a comma in a password must be %-encoded: "
+			 "%20, %2C)");
+	/* and %-encoded, the same password is fine */
+	struct config *cfg = load_ok("[upstream]\nparent = http://ferry:pa%2Cssw0rd%20SECRET@h:3128\n");
+	ck_assert_str_eq(cfg->routes.parents[0]->pass, "pa,ssw0rd SECRET");
+	config_free(cfg);
+}
+END_TEST
+
+/* RFC 1929: a SOCKS5 user name and password are 1 to 255 bytes; an empty password is refused
+ * when the config is read, not sent with length 0. HTTP Basic takes one. */
+START_TEST(upstream_socks5_empty_password)
+{
+	struct config *cfg;
+
+	expect_key_error("upstream", "parent", "socks5://ferry:@h:1080",
+			 "parent socks5://***@...: a SOCKS5 password must be 1 to 255 bytes (RFC 1929)");
+	expect_key_error("upstream", "route", "example.com socks5://ferry:@h:1080",
+			 "parent socks5://***@...: a SOCKS5 password must be 1 to 255 bytes (RFC 1929)");
+	cfg = load_key("upstream", "parent", "http://ferry:@h:3128");
+	ck_assert_str_eq(cfg->routes.parents[0]->pass, "");
+	config_free(cfg);
+}
+END_TEST
+
+/* doc/chaining.md: a line holds 199 characters, so the longest password on the shortest
+ * line ("parent = socks5://u:PASSWORD@h:1") has 175; the 255 of the URL syntax do not fit. */
+START_TEST(upstream_password_line_limit)
+{
+	char pw[256], text[512];
+	struct config *cfg;
+	struct errs e;
+
+	memset(pw, 'x', 175);
+	pw[175] = '\0';
+	snprintf(text, sizeof(text), "[upstream]\nparent = socks5://u:%s@h:1\n", pw);
+	ck_assert_uint_eq(strlen(strchr(text, '\n') + 1), 199 + 1);
+	cfg = load_ok(text);
+	ck_assert_uint_eq(strlen(cfg->routes.parents[0]->pass), 175);
+	config_free(cfg);
+	strcat(pw, "x");
+	snprintf(text, sizeof(text), "[upstream]\nparent = socks5://u:%s@h:1\n", pw);
+	load_bad(text, &e);
+	ck_assert_msg(e.n == 1 && strstr(e.msg[0], "line too long (max 199 characters)"), "%s", all_errs(&e));
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1688,6 +1776,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, file_errors_name_the_file);
 	tcase_add_test(tc, control_characters_are_not_echoed);
+	tcase_add_test(tc, upstream_errors_never_show_the_password);
+	tcase_add_test(tc, upstream_socks5_empty_password);
+	tcase_add_test(tc, upstream_password_line_limit);
 	tcase_add_test(tc, domain_keys);
 	tcase_add_test(tc, domains_file_key);
 	tcase_add_test(tc, htpasswd_key);

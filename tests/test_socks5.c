@@ -162,6 +162,12 @@ START_TEST(limits)
 	host[255] = 'a';
 	ck_assert_int_eq(socks5_start(&sc, host, "p", "h", 80), FERRY_ERR);
 	ck_assert_int_eq(socks5_start(&sc, "", "p", "h", 80), FERRY_ERR);
+	/* RFC 1929: a password of 1 to 255 bytes, never an empty one (PLEN 0) */
+	ck_assert_int_eq(socks5_start(&sc, "u", "", "h", 80), FERRY_ERR);
+	ck_assert_ptr_nonnull(sc.error);
+	ck_assert_int_eq(socks5_pending(&sc), 0);
+	ck_assert_int_eq(socks5_start(&sc, "u", NULL, "h", 80), FERRY_ERR);
+	ck_assert_int_eq(socks5_start(&sc, "u", host, "h", 80), FERRY_ERR);
 	/* the longest authentication message fits */
 	host[255] = '\0';
 	size_t used;
