@@ -720,6 +720,21 @@ START_TEST(chain_two_ferries)
 	ck_assert_ptr_null(strcasestr(r.body, "proxy-authorization"));
 	harness_resp_free(&r);
 
+	/* TRACE: the parent would be the final recipient and echo the request, which would carry
+	 * ferry's credentials for it; Max-Forwards: 0 is answered by the first ferry */
+	snprintf(req, sizeof(req), "TRACE http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\nMax-Forwards: 1\r\n\r\n",
+		 origin.port);
+	ask(ferry.port, req, &r);
+	ck_assert_int_eq(r.status, 403);
+	ck_assert_msg(strstr(r.body, "TRACE") && !strstr(r.body, "dXA6czNjcmV0"), "%s", r.body);
+	harness_resp_free(&r);
+	snprintf(req, sizeof(req), "TRACE http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n",
+		 origin.port);
+	ask(ferry.port, req, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_null(strstr(r.body, "dXA6czNjcmV0")); /* base64 of up:s3cret */
+	harness_resp_free(&r);
+
 	/* CONNECT through both */
 	struct harness_conn c;
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
@@ -955,6 +970,11 @@ START_TEST(socks5_parent_with_and_without_credentials)
 	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
 	ask(ferry.port, req, &r);
 	ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+	harness_resp_free(&r);
+	/* a 407 from the origin through a SOCKS5 parent is the origin's, not the parent's */
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/status/407 HTTP/1.1\r\nHost: x\r\n\r\n", origin.port);
+	ask(ferry.port, req, &r);
+	ck_assert_msg(r.status == 407, "%d %s", r.status, r.body);
 	harness_resp_free(&r);
 	end();
 }
