@@ -36,6 +36,7 @@
 
 #define EMFILE_PAUSE_MS 100
 
+/* backlog < 0: bind only (a probe). */
 static int listen_socket(const struct config_listen *l, int reuseport, int backlog, char *err,
 			 size_t errlen)
 {
@@ -63,7 +64,7 @@ static int listen_socket(const struct config_listen *l, int reuseport, int backl
 		close(fd);
 		return -1;
 	}
-	if (listen(fd, backlog) < 0) {
+	if (backlog >= 0 && listen(fd, backlog) < 0) {
 		snprintf(err, errlen, "listen %s: listen: %s", l->text, strerror(errno));
 		close(fd);
 		return -1;
@@ -83,10 +84,14 @@ static void listen_where(const struct config *cfg, const struct config_listen *l
 		snprintf(err, errlen, "%s: [server] %s (the default)", cfg->path, tmp);
 }
 
+/* A bind without SO_REUSEPORT fails while anyone listens on the address, where the
+ * SO_REUSEPORT sockets would quietly join them (another ferry of the same user). It must not
+ * listen: a client that connects in that moment would be queued on a socket about to be
+ * closed, and reset. */
 int acceptor_probe(const struct config *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < cfg->nlisten; i++) {
-		int fd = listen_socket(&cfg->listen[i], 0, 1, err, errlen);
+		int fd = listen_socket(&cfg->listen[i], 0, -1, err, errlen);
 		if (fd < 0) {
 			listen_where(cfg, &cfg->listen[i], err, errlen);
 			return FERRY_ERR;

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -810,6 +811,78 @@ START_TEST(second_sigterm_stops_at_once)
 }
 END_TEST
 
+/* While ferry starts, a client connects again and again: every connection the kernel accepts
+ * must get an answer. (The check for a port already in use once listened on a socket it then
+ * closed: a client queued on it in that moment was reset.) Several starts, since the window is
+ * short. */
+START_TEST(start_resets_no_client)
+{
+	const char *bin = getenv("FERRY_BIN");
+	ck_assert_ptr_nonnull(bin);
+	int answered = 0, refused = 0;
+	for (int round = 0; round < 8; round++) {
+		struct harness_conf c;
+		harness_conf_base(&c, muxes[_i], NULL);
+		harness_conf_set(&c, "server", "threads", "1");
+		char dir[] = "/tmp/ferry-start-XXXXXX", path[64];
+		ck_assert_ptr_nonnull(mkdtemp(dir));
+		snprintf(path, sizeof(path), "%s/proxy.ini", dir);
+		int port = harness_free_port();
+		ck_assert_int_gt(port, 0);
+		ck_assert_int_eq(harness_conf_write(&c, port, path), FERRY_OK);
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			int devnull = open("/dev/null", O_WRONLY);
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			execl(bin, "ferry", "-f", "-c", path, (char *)NULL);
+			_exit(127);
+		}
+		/* from before the first bind until a few answers came: each accepted connection
+		 * carries a request ferry answers itself (origin-form: 400) */
+		int got = 0;
+		for (int i = 0; i < 5000 && got < 5; i++) {
+			struct harness_conn hc;
+			if (harness_connect(&hc, port) != FERRY_OK) {
+				refused++;
+				sleep_ms(1);
+				continue;
+			}
+			struct harness_resp r;
+			int ok = harness_send_str(&hc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") == FERRY_OK &&
+				 harness_read_response(&hc, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK;
+			int status = ok ? r.status : 0;
+			if (ok)
+				harness_resp_free(&r);
+			ck_assert_msg(ok && status == 400,
+				      "round %d: a connection accepted during start-up got no answer "
+				      "(status %d, eof %d, err %d)", round, status, hc.eof, hc.err);
+			harness_close(&hc);
+			got++;
+			answered++;
+		}
+		ck_assert_int_eq(kill(pid, SIGTERM), 0);
+		int st = 0;
+		pid_t w = 0;
+		for (int i = 0; i < 1000 && w == 0; i++) {
+			w = waitpid(pid, &st, WNOHANG);
+			if (w == 0)
+				sleep_ms(10);
+		}
+		if (w == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		}
+		unlink(path);
+		rmdir(dir);
+		ck_assert_int_eq(got, 5);
+	}
+	ck_assert_int_eq(answered, 40);
+	(void)refused;
+}
+END_TEST
+
 static Suite *service_suite(void)
 {
 	Suite *s = suite_create("service");
@@ -829,6 +902,7 @@ static Suite *service_suite(void)
 	tcase_add_loop_test(tc, reload_changes_listeners, 0, 2);
 	tcase_add_loop_test(tc, crash_backoff_grows, 0, 2);
 	tcase_add_loop_test(tc, second_sigterm_stops_at_once, 0, 2);
+	tcase_add_loop_test(tc, start_resets_no_client, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
