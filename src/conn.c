@@ -306,7 +306,6 @@ static void conn_log_end(struct conn *c)
 	c->lg_active = c->lg_up = 0;
 	c->lg_in = c->lg_out = 0;
 	c->user = NULL; /* the next request authenticates itself */
-	worker_publish(w);
 }
 
 /* The one place a connection ends. reset: abort with RST so the client sees a failure. */

@@ -94,8 +94,9 @@ int worker_handoff(struct worker *w, const struct worker_handoff *h);
 void worker_request_stop(struct worker *w, int now);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
-/* Copy the upstream pool's and the resolver's counters into the shared slot (cheap: called
- * when a request ends and every second). */
+/* Copy the upstream pool's and the resolver's counters into the shared slot: every second
+ * (the tick) and when the worker exits, not per request (the request path stays lean; a
+ * scrape sees them at most a second late). */
 void worker_publish(struct worker *w);
 /* Called by a connection when it ends (keeps nconns and backpressure right). */
 void worker_conn_closed(struct worker *w);
