@@ -62,19 +62,28 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Wait up to ms for pid to exit (bounded: a hang guard). Returns pid when it did, 0 when it
+ * is still running; *st gets its status. */
+static pid_t wait_exit(pid_t pid, int ms, int *st)
+{
+	pid_t w = 0;
+	*st = 0;
+	for (int i = 0; i < ms / 10 && w == 0; i++) {
+		w = waitpid(pid, st, WNOHANG);
+		if (w == 0)
+			sleep_ms(10);
+	}
+	return w;
+}
+
 /* SIGTERM the master, wait for it, return its log (malloc'd) and exit status; then let the
  * harness clean up (it removes the directory holding the log). */
 static char *stop_and_log(struct harness_ferry *f, int *status)
 {
 	*status = -1;
 	if (kill(f->pid, SIGTERM) == 0) {
-		int st = 0;
-		pid_t w = 0;
-		for (int i = 0; i < 1000 && w == 0; i++) {
-			w = waitpid(f->pid, &st, WNOHANG);
-			if (w == 0)
-				sleep_ms(10);
-		}
+		int st;
+		pid_t w = wait_exit(f->pid, 10000, &st);
 		if (w == f->pid && WIFEXITED(st))
 			*status = WEXITSTATUS(st);
 		if (w == f->pid)
@@ -201,13 +210,8 @@ START_TEST(graceful_stop_finishes_request)
 	ck_assert(harness_resp_has_token(&r, "Connection", "close"));
 	harness_resp_free(&r);
 	harness_close(&conn);
-	int st = 0;
-	pid_t w = 0;
-	for (int i = 0; i < 500 && w == 0; i++) {
-		w = waitpid(f.pid, &st, WNOHANG);
-		if (w == 0)
-			sleep_ms(10);
-	}
+	int st;
+	pid_t w = wait_exit(f.pid, 5000, &st);
 	ck_assert_int_eq(w, f.pid);
 	ck_assert(WIFEXITED(st));
 	ck_assert_int_eq(WEXITSTATUS(st), 0);
@@ -241,13 +245,8 @@ START_TEST(graceful_stop_serves_queued_client)
 	ck_assert_int_eq(r.status, 400);
 	harness_resp_free(&r);
 	harness_close(&conn);
-	int st = 0;
-	pid_t w = 0;
-	for (int i = 0; i < 500 && w == 0; i++) {
-		w = waitpid(f.pid, &st, WNOHANG);
-		if (w == 0)
-			sleep_ms(10);
-	}
+	int st;
+	pid_t w = wait_exit(f.pid, 5000, &st);
 	ck_assert_int_eq(w, f.pid);
 	f.pid = 0;
 	ck_assert(WIFEXITED(st));
@@ -795,13 +794,8 @@ START_TEST(second_sigterm_stops_at_once)
 		ck_assert_int_eq(waitpid(f.pid, NULL, WNOHANG), 0); /* graceful: still waiting */
 		ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
 	}
-	int st = 0;
-	pid_t w = 0;
-	for (int i = 0; i < 300 && w == 0; i++) {
-		w = waitpid(f.pid, &st, WNOHANG);
-		if (w == 0)
-			sleep_ms(10);
-	}
+	int st;
+	pid_t w = wait_exit(f.pid, 3000, &st);
 	ck_assert_msg(w == f.pid, "still running 3 s after the second signal");
 	f.pid = 0;
 	ck_assert(WIFEXITED(st));
@@ -863,13 +857,8 @@ START_TEST(start_resets_no_client)
 			answered++;
 		}
 		ck_assert_int_eq(kill(pid, SIGTERM), 0);
-		int st = 0;
-		pid_t w = 0;
-		for (int i = 0; i < 1000 && w == 0; i++) {
-			w = waitpid(pid, &st, WNOHANG);
-			if (w == 0)
-				sleep_ms(10);
-		}
+		int st;
+		pid_t w = wait_exit(pid, 10000, &st);
 		if (w == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
