@@ -1829,18 +1829,18 @@ static int conn_splice_response(struct conn *c, int *progress)
 	uint64_t limit = c->resp_state != RS_BODY ? 0
 			 : c->resp_body == HTTP_BODY_LENGTH ? c->resp_left : UINT64_MAX;
 	uint64_t moved = 0;
-	int moving = *progress;
-	*progress = 0;
+	int moved_now = 0;
 	int r = conn_splice_dir(c, c->ufd, c->fd, &c->upipe, &c->urd, &c->cwr, &c->u_eof, limit,
-				&moved, progress);
+				&moved, &moved_now);
 	if (r == FERRY_ERR) {
 		/* a reset is not the end of any body, and a client that went away gets nothing */
 		conn_close(c, 1);
 		return -1;
 	}
-	if (*progress)
+	if (moved_now) {
 		conn_set_timer(c, c->w->tl_upstream_idle);
-	*progress |= moving;
+		*progress = 1;
+	}
 	if (r == FERRY_AGAIN)
 		return FERRY_AGAIN;
 	if (c->resp_body == HTTP_BODY_LENGTH) {
