@@ -56,6 +56,7 @@ enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, 
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
 
 struct conn_connect {
+	struct conn_connect *next_free; /* in the worker's free list (conn_connect_alloc) */
 	struct dns_query *query;
 	struct dns_result res;
 	int next; /* index of the next address to try */
@@ -195,14 +196,38 @@ static void conn_close_upstream(struct conn *c)
 	c->u_eof = c->u_shut = 0;
 }
 
+/* Every request that is not a tunnel passes through the connect step, pooled or not, and its
+ * state holds the resolved addresses (over 1 KiB): a worker keeps a few for the next
+ * requests, so a keep-alive request costs no malloc. Bounded like the conn free list. */
+#define CONNECT_FREE_MAX 64
+
+static struct conn_connect *conn_connect_alloc(struct worker *w)
+{
+	struct conn_connect *cx = w->free_connects;
+	if (cx == NULL)
+		return calloc(1, sizeof(*cx));
+	w->free_connects = cx->next_free;
+	w->nfree_connects--;
+	memset(cx, 0, sizeof(*cx));
+	return cx;
+}
+
 static void conn_free_connect(struct conn *c)
 {
-	if (c->cx == NULL)
+	struct worker *w = c->w;
+	struct conn_connect *cx = c->cx;
+	if (cx == NULL)
 		return;
-	if (c->cx->query)
-		dns_cancel(c->cx->query);
-	free(c->cx);
+	if (cx->query)
+		dns_cancel(cx->query);
 	c->cx = NULL;
+	if (w->nfree_connects >= CONNECT_FREE_MAX || w->stopping) {
+		free(cx);
+		return;
+	}
+	cx->next_free = w->free_connects;
+	w->free_connects = cx;
+	w->nfree_connects++;
 }
 
 /* A worker keeps closed connection structs for the next clients, so that connection churn
@@ -517,7 +542,7 @@ static int conn_via_loop(const struct http_head *h, const char *name)
 	size_t nl = strlen(name);
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
-		if (!http_slice_eq(f->name, "via"))
+		if (f->id != HF_VIA)
 			continue;
 		const char *p = f->value.p, *end = p + f->value.len;
 		for (; (size_t)(end - p) >= nl; p++) {
@@ -632,7 +657,7 @@ static int conn_authorize(struct conn *c, const struct http_head *h)
 		size_t len = 0;
 		int n = 0;
 		for (unsigned i = 0; i < h->nfields; i++) {
-			if (http_slice_eq(h->fields[i].name, "proxy-authorization")) {
+			if (h->fields[i].id == HF_PROXY_AUTHORIZATION) {
 				value = h->fields[i].value.p;
 				len = h->fields[i].value.len;
 				n++;
@@ -741,7 +766,7 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	if ((h->flags & HTTP_F_CONN_UPGRADE) && (h->flags & HTTP_F_HAS_UPGRADE)) {
 		int h2c = 0;
 		for (unsigned i = 0; i < h->nfields; i++)
-			if (http_slice_eq(h->fields[i].name, "upgrade") && http_list_has(h->fields[i].value, "h2c"))
+			if (h->fields[i].id == HF_UPGRADE && http_list_has(h->fields[i].value, "h2c"))
 				h2c = 1;
 		c->upgrade = !h2c;
 	}
@@ -974,7 +999,7 @@ static void conn_start_connect(struct conn *c)
 {
 	struct worker *w = c->w;
 	conn_release_if_empty(c, &c->cin); /* thousands of CONNECTs may wait here */
-	c->cx = calloc(1, sizeof(*c->cx));
+	c->cx = conn_connect_alloc(w);
 	if (c->cx == NULL) {
 		conn_error(c, 500, "out of memory");
 		return;
@@ -1525,7 +1550,7 @@ static int conn_te_beyond_chunked(const struct http_head *h)
 {
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
-		if (http_slice_eq(f->name, "transfer-encoding") && !http_slice_eq(f->value, "chunked"))
+		if (f->id == HF_TRANSFER_ENCODING && !http_slice_eq(f->value, "chunked"))
 			return 1;
 	}
 	return 0;
@@ -2380,4 +2405,10 @@ void conn_close_all(struct worker *w)
 		free(c);
 	}
 	w->nfree_conns = 0;
+	while (w->free_connects) {
+		struct conn_connect *cx = w->free_connects;
+		w->free_connects = cx->next_free;
+		free(cx);
+	}
+	w->nfree_connects = 0;
 }

@@ -16,9 +16,32 @@ struct http_slice {
 	size_t len;
 };
 
+/* The field names ferry acts on, recognised once by the parser so that the forwarding code
+ * compares integers, not strings, for every field of every message (as h2o's tokens do). */
+enum http_field_id {
+	HF_OTHER = 0,
+	HF_AUTHORIZATION,
+	HF_CONNECTION,
+	HF_CONTENT_LENGTH,
+	HF_COOKIE,
+	HF_EXPECT,
+	HF_HOST,
+	HF_KEEP_ALIVE,
+	HF_MAX_FORWARDS,
+	HF_PROXY_AUTHENTICATE,
+	HF_PROXY_AUTHORIZATION,
+	HF_PROXY_CONNECTION,
+	HF_TE,
+	HF_TRAILER,
+	HF_TRANSFER_ENCODING,
+	HF_UPGRADE,
+	HF_VIA
+};
+
 struct http_field {
 	struct http_slice name;  /* as sent, never empty */
 	struct http_slice value; /* leading/trailing SP/HTAB trimmed */
+	enum http_field_id id;   /* which known name, case-insensitively; HF_OTHER for the rest */
 };
 
 struct http_limits {
@@ -107,6 +130,9 @@ int http_parse_response(const char *buf, size_t len, size_t *scanned,
 
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case literal. */
 int http_slice_eq(struct http_slice s, const char *lower);
+
+/* Which of the names in enum http_field_id n is, case-insensitively (HF_OTHER: none). */
+enum http_field_id http_field_id(struct http_slice n);
 /* Does the comma-separated token list in value contain token (case-insensitive)? */
 int http_list_has(struct http_slice value, const char *lower_token);
 /* Is c a tchar (RFC 9110 token character)? */

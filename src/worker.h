@@ -20,6 +20,7 @@
 
 struct dns;
 struct conn;
+struct conn_connect;
 struct clients;
 struct auth_verifier;
 
@@ -68,6 +69,8 @@ struct worker {
 	struct conn *conns;  /* every client connection of this worker (for shutdown) */
 	struct conn *free_conns; /* closed ones kept for reuse (conn.c), at most CONN_FREE_MAX */
 	size_t nfree_conns;
+	struct conn_connect *free_connects; /* likewise for connect state, CONNECT_FREE_MAX */
+	size_t nfree_connects;
 	struct http_field *fields; /* scratch for head parsing: cfg->header_fields entries */
 	struct http_limits limits;
 	int stopping;

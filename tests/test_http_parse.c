@@ -1328,6 +1328,97 @@ START_TEST(test_limits_fields)
 }
 END_TEST
 
+/* Every known name, in any case, is recognised; a name of the same length and first letter
+ * that differs later, or one letter longer or shorter, is not. */
+START_TEST(test_field_ids)
+{
+	static const struct {
+		const char *name;
+		enum http_field_id id;
+	} known[] = {
+		{ "Authorization", HF_AUTHORIZATION }, { "CONNECTION", HF_CONNECTION },
+		{ "content-Length", HF_CONTENT_LENGTH }, { "Cookie", HF_COOKIE },
+		{ "Expect", HF_EXPECT }, { "hOST", HF_HOST }, { "Keep-Alive", HF_KEEP_ALIVE },
+		{ "Max-Forwards", HF_MAX_FORWARDS }, { "Proxy-Authenticate", HF_PROXY_AUTHENTICATE },
+		{ "Proxy-Authorization", HF_PROXY_AUTHORIZATION },
+		{ "Proxy-Connection", HF_PROXY_CONNECTION }, { "TE", HF_TE }, { "Trailer", HF_TRAILER },
+		{ "Transfer-Encoding", HF_TRANSFER_ENCODING }, { "Upgrade", HF_UPGRADE }, { "Via", HF_VIA },
+	};
+	char near[32];
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		const char *n = known[i].name;
+		size_t len = strlen(n);
+
+		ck_assert_int_eq(http_field_id((struct http_slice){ n, len }), known[i].id);
+		ck_assert_int_eq(http_field_id((struct http_slice){ n, len - 1 }), HF_OTHER);
+		memcpy(near, n, len);
+		near[len] = 's';
+		ck_assert_int_eq(http_field_id((struct http_slice){ near, len + 1 }), HF_OTHER);
+		near[len - 1] = near[len - 1] == 'x' ? 'y' : 'x';
+		ck_assert_int_eq(http_field_id((struct http_slice){ near, len }), HF_OTHER);
+	}
+	ck_assert_int_eq(http_field_id((struct http_slice){ "X-Forwarded-For", 15 }), HF_OTHER);
+	ck_assert_int_eq(http_field_id((struct http_slice){ "", 0 }), HF_OTHER);
+
+	/* the parser tags every field */
+	struct http_head h;
+	ck_assert_int_eq(req("GET http://a/ HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n"
+			     "cOnNeCtIoN: close\r\nVia: 1.1 p\r\n\r\n", &h), FERRY_OK);
+	ck_assert_uint_eq(h.nfields, 4);
+	ck_assert_int_eq(h.fields[0].id, HF_HOST);
+	ck_assert_int_eq(h.fields[1].id, HF_OTHER);
+	ck_assert_int_eq(h.fields[2].id, HF_CONNECTION);
+	ck_assert_int_eq(h.fields[3].id, HF_VIA);
+	release();
+}
+END_TEST
+
+/* "GET ... X: v<value>v ..." into out (no snprintf: the value may hold NUL) */
+static size_t value_request(char *out, const char *value, size_t len)
+{
+	static const char pre[] = "GET http://a/ HTTP/1.1\r\nHost: a\r\nX: v", post[] = "v\r\n\r\n";
+
+	memcpy(out, pre, sizeof(pre) - 1);
+	memcpy(out + sizeof(pre) - 1, value, len);
+	memcpy(out + sizeof(pre) - 1 + len, post, sizeof(post) - 1);
+	return sizeof(pre) - 1 + len + sizeof(post) - 1;
+}
+
+/* A field value is read eight bytes at a time while all are plain: a forbidden byte must be
+ * caught at every offset within and across those words, and the bytes that are allowed
+ * (HTAB, SP, obs-text) must pass at every offset too. */
+START_TEST(test_value_bytes_every_offset)
+{
+	static const unsigned char bad[] = { 0x00, 0x01, 0x0b, 0x1f, 0x7f, '\n' };
+	static const unsigned char good[] = { '\t', ' ', '~', 0x80, 0xff };
+	char msg[128];
+	struct http_head h;
+
+	for (size_t len = 1; len <= 24; len++) {
+		for (size_t at = 0; at < len; at++) {
+			char value[32];
+
+			memset(value, 'v', len);
+			for (size_t b = 0; b < sizeof(bad); b++) {
+				value[at] = (char)bad[b];
+				size_t n = value_request(msg, value, len);
+				ck_assert_msg(req_n(msg, n, &h) == FERRY_ERR && h.error_status == 400,
+					      "byte 0x%02x at %zu of %zu was accepted", bad[b], at, len);
+			}
+			for (size_t g = 0; g < sizeof(good); g++) {
+				value[at] = (char)good[g];
+				size_t n = value_request(msg, value, len);
+				ck_assert_msg(req_n(msg, n, &h) == FERRY_OK,
+					      "byte 0x%02x at %zu of %zu was refused", good[g], at, len);
+				ck_assert_uint_eq(h.fields[1].value.len, len + 2);
+			}
+		}
+	}
+	release();
+}
+END_TEST
+
 static Suite *http_parse_suite(void)
 {
 	Suite *s = suite_create("http_parse");
@@ -1335,6 +1426,8 @@ static Suite *http_parse_suite(void)
 
 	tc = tcase_create("helpers");
 	tcase_add_test(tc, test_helpers);
+	tcase_add_test(tc, test_field_ids);
+	tcase_add_test(tc, test_value_bytes_every_offset);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("request");
