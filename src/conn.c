@@ -189,6 +189,8 @@ static void conn_close_upstream(struct conn *c)
 		stats_gauge_add(c->w->st, STATS_G_UPSTREAM, -1);
 	}
 	c->uev = 0;
+	pipe_put(&c->w->pipes, c->cpipe); /* request body bytes for that origin, if any */
+	c->cpipe = NULL;
 	buf_put(&c->w->bufs, c->uin);
 	buf_put(&c->w->bufs, c->uout);
 	c->uin = c->uout = NULL;
@@ -932,6 +934,7 @@ static int conn_parent_begin(struct conn *c);
 static size_t conn_parent_pending(const struct conn *c);
 static int conn_step_parent(struct conn *c);
 static void conn_parent_broken(struct conn *c, const char *why);
+static int conn_parent_refuses(struct conn *c);
 
 /* The name is resolved (answers are cached per worker, so this is usually immediate): reuse
  * a warm connection to one of its addresses, or connect. A retry always connects afresh, and
@@ -944,6 +947,10 @@ static void conn_use_addresses(struct conn *c)
 	if (!c->is_connect && !c->retried && key != NULL) {
 		int fd = upstream_pool_get(&w->pool, key, strlen(key), kport, c->cx->res.addrs,
 					   c->cx->res.naddrs, &c->uaddr);
+		if (fd >= 0 && c->par != NULL && c->par->p != NULL && conn_parent_refuses(c)) {
+			upstream_pool_put(&w->pool, fd, key, strlen(key), kport, &c->uaddr);
+			return;
+		}
 		if (fd >= 0 && c->par != NULL && conn_parent_apply(c) != FERRY_OK) {
 			upstream_pool_put(&w->pool, fd, key, strlen(key), kport, &c->uaddr);
 			conn_error(c, 500, "out of memory");
@@ -1206,7 +1213,7 @@ static void conn_parent_resolve(struct conn *c)
 			return;
 		}
 		cp->p = p;
-		if (c->cx == NULL && (c->cx = calloc(1, sizeof(*c->cx))) == NULL) {
+		if (c->cx == NULL && (c->cx = conn_connect_alloc(w)) == NULL) {
 			conn_error(c, 500, "out of memory");
 			return;
 		}
@@ -1237,19 +1244,19 @@ static int conn_route(struct conn *c)
 {
 	struct worker *w = c->w;
 	const struct route_table *t = &w->cfg->routes;
-	if (c->par != NULL) {
-		/* left by the previous request, or this one's before a retry: start over (a retry's
-		 * head goes back to origin-form first; a new request's head never had the edits) */
-		if (c->retried)
-			conn_parent_unapply(c);
-		free(c->par);
-		c->par = NULL;
+	/* left by the previous request, or this one's before a retry: start over (a retry's head
+	 * goes back to origin-form first; a new request's head never had the edits). Its memory
+	 * serves the next parent request of this connection. */
+	struct conn_parent *old = c->par;
+	if (old != NULL && c->retried)
+		conn_parent_unapply(c);
+	c->par = NULL;
+	const struct route_target *tg =
+		t->nrules == 0 && !route_table_active(t) ? NULL : route_match(t, c->host);
+	if (tg == NULL || tg->direct) {
+		free(old);
+		return 0;
 	}
-	if (t->nrules == 0 && !route_table_active(t))
-		return 0;
-	const struct route_target *tg = route_match(t, c->host);
-	if (tg->direct)
-		return 0;
 	/* ferry does not resolve the destination when a parent does: block_destinations can only
 	 * judge a destination written as an address (doc/chaining.md) */
 	struct sockaddr_storage ss;
@@ -1261,11 +1268,12 @@ static int conn_route(struct conn *c)
 		if (cidr_list_match(&w->cfg->block_destinations, (const struct sockaddr *)&ss)) {
 			char msg[400];
 			snprintf(msg, sizeof(msg), "destination %s is blocked by block_destinations", c->host);
+			free(old);
 			conn_error(c, 403, msg);
 			return 1;
 		}
 	}
-	c->par = calloc(1, sizeof(*c->par));
+	c->par = old ? memset(old, 0, sizeof(*old)) : calloc(1, sizeof(*c->par));
 	if (c->par == NULL) {
 		conn_error(c, 500, "out of memory");
 		return 1;
@@ -1276,12 +1284,11 @@ static int conn_route(struct conn *c)
 	return 1;
 }
 
-/* Connected to a parent. Returns 0 when the request can go at once (an HTTP parent takes it
- * in absolute-form), 1 when a handshake comes first (CS_PARENT) or the request was answered. */
-static int conn_parent_begin(struct conn *c)
+/* A request that must not go to the chosen parent, answered here (1), whether the connection
+ * to the parent is new or pooled. */
+static int conn_parent_refuses(struct conn *c)
 {
-	struct worker *w = c->w;
-	struct conn_parent *cp = c->par;
+	const struct conn_parent *cp = c->par;
 	if (cp->p->kind == ROUTE_HTTP && !c->is_connect && c->is_trace && cp->p->auth_header != NULL) {
 		/* the final recipient of a TRACE echoes the request, and this one would carry ferry's
 		 * credentials for the parent */
@@ -1289,6 +1296,17 @@ static int conn_parent_begin(struct conn *c)
 				   "would echo ferry's credentials)");
 		return 1;
 	}
+	return 0;
+}
+
+/* Connected to a parent. Returns 0 when the request can go at once (an HTTP parent takes it
+ * in absolute-form), 1 when a handshake comes first (CS_PARENT) or the request was answered. */
+static int conn_parent_begin(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn_parent *cp = c->par;
+	if (conn_parent_refuses(c))
+		return 1;
 	if (cp->p->kind == ROUTE_HTTP && !c->is_connect) {
 		route_parent_ok(&w->cfg->routes, cp->p, w->id);
 		if (conn_parent_apply(c) != FERRY_OK) {
@@ -1773,10 +1791,11 @@ static int conn_finish_response(struct conn *c)
 {
 	struct worker *w = c->w;
 	int extra = c->uin && buf_len(c->uin) > c->resp_raw;
+	int body_unsent = c->req_ready > 0 || c->cpipe != NULL; /* the origin answered early */
 	conn_log_end(c);
 	uint16_t kport;
 	const char *key = conn_pool_key(c, &kport);
-	if (key != NULL && c->up_reusable && c->req_scanned && c->req_ready == 0 && !extra && !c->u_eof &&
+	if (key != NULL && c->up_reusable && c->req_scanned && !body_unsent && !extra && !c->u_eof &&
 	    !c->up_wr_failed && c->ufd >= 0 && !w->stopping && (!c->uout || buf_len(c->uout) == 0)) {
 		upstream_pool_put(&w->pool, c->ufd, key, strlen(key), kport, &c->uaddr);
 		c->ufd = -1;
@@ -1790,7 +1809,7 @@ static int conn_finish_response(struct conn *c)
 		return -1;
 	}
 	/* an origin that answered before the whole request body went out cannot be resynced */
-	if (c->close_after || !c->req_scanned || c->req_ready > 0)
+	if (c->close_after || !c->req_scanned || body_unsent)
 		return conn_close_lingering(c);
 	conn_reset_request(c);
 	c->state = CS_HEAD;
@@ -1830,6 +1849,9 @@ static int conn_upstream_lost(struct conn *c, const char *why)
 	return -1;
 }
 
+/* conn_splice_dir: FERRY_OK, FERRY_AGAIN (no pipe to be had), FERRY_ERR (reading src failed)
+ * or SPLICE_DST_FAILED (writing dst failed). */
+#define SPLICE_DST_FAILED (-3)
 static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **pp, uint8_t *rd,
 			   uint8_t *wr, uint8_t *eof, uint64_t limit, uint64_t *moved, int *progress);
 
@@ -1857,7 +1879,7 @@ static int conn_splice_response(struct conn *c, int *progress)
 	int moved_now = 0;
 	int r = conn_splice_dir(c, c->ufd, c->fd, &c->upipe, &c->urd, &c->cwr, &c->u_eof, limit,
 				&moved, &moved_now);
-	if (r == FERRY_ERR) {
+	if (r == FERRY_ERR || r == SPLICE_DST_FAILED) {
 		/* a reset is not the end of any body, and a client that went away gets nothing */
 		conn_close(c, 1);
 		return -1;
@@ -1878,14 +1900,65 @@ static int conn_splice_response(struct conn *c, int *progress)
 	return FERRY_OK;
 }
 
+/* Likewise the rest of a long request body (an upload of known length) goes client -> pipe ->
+ * origin, once the head and every buffered body byte are out; exactly req_left bytes, so a
+ * pipelined request behind it stays in the socket for cin. A request with a body is never
+ * retried, so nothing needs to keep it. FERRY_OK (splicing: the buffered path must not touch
+ * the client's bytes meanwhile, or they would pass the pipe's), FERRY_AGAIN (not splicing), or
+ * -1 when the connection was closed. */
+static int conn_splice_request(struct conn *c, int *progress)
+{
+	if (c->cpipe == NULL) {
+		if (c->req_body != HTTP_BODY_LENGTH || c->req_scanned || c->req_left < SPLICE_BODY_MIN ||
+		    c->up_wr_failed || c->req_ready > 0 || (c->cin && buf_len(c->cin) > 0) ||
+		    (c->uout && buf_len(c->uout) > 0) || c->c_eof)
+			return FERRY_AGAIN;
+	}
+	uint64_t moved = 0;
+	int moved_now = 0;
+	int r = conn_splice_dir(c, c->fd, c->ufd, &c->cpipe, &c->crd, &c->uwr, &c->c_eof, c->req_left,
+				&moved, &moved_now);
+	c->req_left -= moved;
+	if (c->req_left == 0)
+		c->req_scanned = 1;
+	if (moved_now) {
+		conn_set_timer(c, c->w->tl_upstream_idle);
+		*progress = 1;
+	}
+	if (r == FERRY_ERR || (c->c_eof && !c->req_scanned)) {
+		/* the client left in the middle of its body: stop the origin's work, as the buffered
+		 * path does */
+		conn_close(c, 1);
+		return -1;
+	}
+	if (r == SPLICE_DST_FAILED) {
+		/* maybe the origin answered early and closed: read what it said; the rest of the
+		 * body is dropped, and the connection closes after the response */
+		pipe_put(&c->w->pipes, c->cpipe);
+		c->cpipe = NULL;
+		c->up_wr_failed = 1;
+		c->urd = 1;
+		*progress = 1;
+		return FERRY_AGAIN;
+	}
+	if (r == FERRY_AGAIN)
+		return FERRY_AGAIN; /* no pipe to be had: the buffers carry the body */
+	return c->cpipe || !c->req_scanned ? FERRY_OK : FERRY_AGAIN;
+}
+
 static int conn_step_http(struct conn *c)
 {
 	struct worker *w = c->w;
 	int progress = 0;
 
+	/* client -> origin inside the kernel, for the rest of a long request body */
+	int req_spliced = conn_splice_request(c, &progress);
+	if (req_spliced == -1)
+		return -1;
+
 	/* client -> ferry: more request body, or pipelined requests (kept in cin for later), or
 	 * the client going away while it waits */
-	if (c->crd && !c->c_eof) {
+	if (req_spliced == FERRY_AGAIN && c->crd && !c->c_eof) {
 		ssize_t r = conn_read(c, c->fd, &c->cin, &c->crd, !c->req_scanned);
 		if (r > 0) {
 			progress = 1;
@@ -2060,7 +2133,7 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 			*wr = 0;
 		} else if (n < 0 && errno != EINTR) {
 			conn_syscall_failed(c, dst, "splice");
-			return FERRY_ERR;
+			return SPLICE_DST_FAILED;
 		}
 	}
 	if (p->bytes == 0) {
@@ -2080,7 +2153,7 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 	int r = FERRY_AGAIN;
 	if (!buffered) {
 		r = conn_splice_dir(c, src, dst, pp, rd, wr, eof, UINT64_MAX, NULL, progress);
-		if (r == FERRY_ERR)
+		if (r == FERRY_ERR || r == SPLICE_DST_FAILED)
 			return FERRY_ERR;
 	}
 	if (r == FERRY_AGAIN) {
@@ -2166,7 +2239,8 @@ static void conn_update_events(struct conn *c)
 			uev |= LOOP_WRITE;
 		break;
 	case CS_HTTP:
-		if (!c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0))
+		if (!c->c_eof && (!c->cin || buf_room(c->cin) > 0 || c->cin->start > 0) &&
+		    (!c->cpipe || c->cpipe->bytes < c->cpipe->cap))
 			cev |= LOOP_READ;
 		if ((c->cout && buf_len(c->cout) > 0) || c->resp_ready > 0 || c->upipe)
 			cev |= LOOP_WRITE;
@@ -2174,7 +2248,7 @@ static void conn_update_events(struct conn *c)
 		    (!c->uin || buf_room(c->uin) > 0 || c->uin->start > 0) &&
 		    (!c->upipe || c->upipe->bytes < c->upipe->cap))
 			uev |= LOOP_READ;
-		if (!c->up_wr_failed && ((c->uout && buf_len(c->uout) > 0) || c->req_ready > 0))
+		if (!c->up_wr_failed && ((c->uout && buf_len(c->uout) > 0) || c->req_ready > 0 || c->cpipe))
 			uev |= LOOP_WRITE;
 		break;
 	case CS_TUNNEL:

@@ -141,6 +141,54 @@ START_TEST(upload_1gib_flat_memory)
 }
 END_TEST
 
+/* Long uploads of known length go through a pipe, exactly their length: two of them and a
+ * GET, all in one write on one keep-alive connection, arrive whole and in order, and the
+ * requests behind each body are read as requests, not as more body. */
+START_TEST(uploads_spliced_then_pipelined_request)
+{
+	start(_i, NULL, NULL, NULL);
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	static const size_t lens[2] = { 3u << 20, 200000 + 7 };
+	char *body = harness_pattern(lens[0]);
+	char *out = malloc(lens[0] + lens[1] + 1024);
+	ck_assert_ptr_nonnull(out);
+	size_t n = 0;
+	for (int i = 0; i < 2; i++) {
+		n += (size_t)sprintf(out + n, "POST http://127.0.0.1:%d/sink HTTP/1.1\r\nHost: x\r\n"
+				     "Content-Length: %zu\r\n\r\n", origin.port, lens[i]);
+		memcpy(out + n, body, lens[i]);
+		n += lens[i];
+	}
+	n += (size_t)sprintf(out + n, "GET http://127.0.0.1:%d/len/30 HTTP/1.1\r\nHost: x\r\n\r\n",
+			     origin.port);
+	char *in = NULL;
+	size_t inlen = 0;
+	harness_pump(&c, out, n, 0, 0, &in, &inlen, 30000);
+	free(in);
+	for (int i = 0; i < 2; i++) {
+		struct harness_resp r;
+		ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+		ck_assert_int_eq(r.status, 200);
+		unsigned long long total = 0;
+		int pattern = 0;
+		ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
+		ck_assert_uint_eq(total, lens[i]);
+		ck_assert_int_eq(pattern, 1);
+		harness_resp_free(&r);
+	}
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(r.body_len, 30);
+	harness_resp_free(&r);
+	free(out);
+	free(body);
+	harness_close(&c);
+	stop();
+}
+END_TEST
+
 /* A chunked upload is relayed as it comes and arrives whole. */
 START_TEST(upload_chunked_64mib)
 {
@@ -489,6 +537,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_loop_test(tc, download_1gib_flat_memory, 0, 2);
 	tcase_add_loop_test(tc, upload_1gib_flat_memory, 0, 2);
+	tcase_add_loop_test(tc, uploads_spliced_then_pipelined_request, 0, 2);
 	tcase_add_loop_test(tc, upload_chunked_64mib, 0, 2);
 	tcase_add_loop_test(tc, websocket_upgrade_tunnel, 0, 2);
 	tcase_add_loop_test(tc, upgrade_without_connection_token_dropped, 0, 2);
