@@ -17,6 +17,7 @@ set -u
 export LC_ALL=C
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
 FERRY=${1:-${FERRY:-}}
 if [ -z "$FERRY" ]; then
 	if [ -x "$HERE/../src/ferry" ]; then FERRY=$HERE/../src/ferry; else FERRY=$(command -v ferry || true); fi
@@ -34,55 +35,8 @@ chmod 755 "$OUT" "$OUT/www"
 ulimit -n "$(ulimit -Hn)" 2> /dev/null
 
 STARTED=()
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2> /dev/null | cut -d' ' -f1) || return 1
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-descendants() {
-	local p
-	for p in $(ps -o pid= --ppid "$1" 2> /dev/null); do
-		descendants "$p"
-		echo "$p"
-	done
-}
-stop_pid() {
-	local all p i
-	all="$1 $(descendants "$1")"
-	kill -TERM $all 2> /dev/null
-	for i in $(seq 50); do
-		local left=0
-		for p in $all; do alive "$p" && left=1; done
-		[ $left = 0 ] && break
-		sleep 0.1
-	done
-	for p in $all; do alive "$p" && kill -KILL "$p" 2> /dev/null; done
-	wait "$1" 2> /dev/null
-}
-cleanup() { local p; for p in "${STARTED[@]}"; do alive "$p" && stop_pid "$p"; done; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-EPH_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || echo 32768)
-[ "$EPH_LOW" -gt 12000 ] 2> /dev/null || EPH_LOW=32768
-NEXT_PORT=$((10000 + RANDOM % (EPH_LOW - 12000)))
-port_busy() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
-alloc_port() {
-	while port_busy "$NEXT_PORT" || { command -v ss > /dev/null && [ -n "$(ss -Htan "( sport = :$NEXT_PORT )")" ]; }; do
-		NEXT_PORT=$((NEXT_PORT + 1))
-	done
-	printf -v "$1" '%s' "$NEXT_PORT"
-	NEXT_PORT=$((NEXT_PORT + 1))
-}
-wait_port() {
-	local i
-	for i in $(seq 100); do
-		port_busy "$1" && return 0
-		alive "$2" || return 1
-		sleep 0.1
-	done
-	return 1
-}
 
 head -c 1024 /dev/urandom > "$OUT/www/1k"
 head -c 65536 /dev/urandom > "$OUT/www/64k"
@@ -119,15 +73,15 @@ access_log = off
 C
 nginx -c "$OUT/origin.conf" > "$OUT/logs/origin.out" 2>&1 &
 STARTED+=($!)
-wait_port $P_ORIGIN $! || die "the origin did not start"
+wait_port $P_ORIGIN 10 $! || die "the origin did not start"
 nginx -c "$OUT/ngxproxy.conf" > "$OUT/logs/ngxproxy.out" 2>&1 &
 NGX=$!
 STARTED+=($NGX)
-wait_port $P_NGX $NGX || die "nginx-rp did not start"
+wait_port $P_NGX 10 $NGX || die "nginx-rp did not start"
 "$FERRY" -f -c "$OUT/ferry.ini" > "$OUT/logs/ferry.out" 2>&1 &
 FER=$!
 STARTED+=($FER)
-wait_port $P_FERRY $FER || die "ferry did not start (see $OUT/logs/ferry.out)"
+wait_port $P_FERRY 10 $FER || die "ferry did not start (see $OUT/logs/ferry.out)"
 
 for m in keepalive close; do
 	{ echo "wrk.path = \"http://127.0.0.1:$P_ORIGIN/\" .. (os.getenv(\"OBJ\") or \"1k\")"
