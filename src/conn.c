@@ -56,7 +56,6 @@ enum conn_state { CS_HEAD, CS_AUTH, CS_RESOLVE, CS_CONNECT, CS_HTTP, CS_TUNNEL, 
 enum resp_state { RS_HEAD, RS_BODY, RS_DONE };
 
 struct conn_connect {
-	struct conn_connect *next_free; /* in the worker's free list (conn_connect_alloc) */
 	struct dns_query *query;
 	struct dns_result res;
 	int next; /* index of the next address to try */
@@ -205,12 +204,9 @@ static void conn_close_upstream(struct conn *c)
 
 static struct conn_connect *conn_connect_alloc(struct worker *w)
 {
-	struct conn_connect *cx = w->free_connects;
-	if (cx == NULL)
-		return calloc(1, sizeof(*cx));
-	w->free_connects = cx->next_free;
-	w->nfree_connects--;
-	memset(cx, 0, sizeof(*cx));
+	struct conn_connect *cx = freelist_get(&w->free_connects, sizeof(*cx));
+	if (cx != NULL)
+		memset(cx, 0, sizeof(*cx));
 	return cx;
 }
 
@@ -223,13 +219,7 @@ static void conn_free_connect(struct conn *c)
 	if (cx->query)
 		dns_cancel(cx->query);
 	c->cx = NULL;
-	if (w->nfree_connects >= CONNECT_FREE_MAX || w->stopping) {
-		free(cx);
-		return;
-	}
-	cx->next_free = w->free_connects;
-	w->free_connects = cx;
-	w->nfree_connects++;
+	freelist_put(&w->free_connects, cx, w->stopping ? 0 : CONNECT_FREE_MAX);
 }
 
 /* A worker keeps closed connection structs for the next clients, so that connection churn
@@ -238,24 +228,15 @@ static void conn_free_connect(struct conn *c)
 
 static struct conn *conn_alloc(struct worker *w)
 {
-	struct conn *c = w->free_conns;
-	if (c == NULL)
-		return calloc(1, sizeof(*c));
-	w->free_conns = c->next;
-	w->nfree_conns--;
-	memset(c, 0, sizeof(*c));
+	struct conn *c = freelist_get(&w->free_conns, sizeof(*c));
+	if (c != NULL)
+		memset(c, 0, sizeof(*c));
 	return c;
 }
 
 static void conn_free(struct worker *w, struct conn *c)
 {
-	if (w->nfree_conns >= CONN_FREE_MAX || w->stopping) {
-		free(c);
-		return;
-	}
-	c->next = w->free_conns;
-	w->free_conns = c;
-	w->nfree_conns++;
+	freelist_put(&w->free_conns, c, w->stopping ? 0 : CONN_FREE_MAX);
 }
 
 /* A system call on one of c's sockets failed: say which side and which call (log_syscall
@@ -2473,16 +2454,6 @@ void conn_close_all(struct worker *w)
 {
 	while (w->conns)
 		conn_close(w->conns, 0);
-	while (w->free_conns) {
-		struct conn *c = w->free_conns;
-		w->free_conns = c->next;
-		free(c);
-	}
-	w->nfree_conns = 0;
-	while (w->free_connects) {
-		struct conn_connect *cx = w->free_connects;
-		w->free_connects = cx->next_free;
-		free(cx);
-	}
-	w->nfree_connects = 0;
+	freelist_destroy(&w->free_conns);
+	freelist_destroy(&w->free_connects);
 }

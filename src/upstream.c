@@ -34,23 +34,12 @@ struct upstream_idle {
 
 static struct upstream_idle *pool_entry_alloc(struct upstream_pool *p)
 {
-	struct upstream_idle *e = p->spare;
-	if (e == NULL)
-		return malloc(sizeof(*e));
-	p->spare = e->hnext;
-	p->nspare--;
-	return e;
+	return freelist_get(&p->spare, sizeof(struct upstream_idle));
 }
 
 static void pool_entry_free(struct upstream_pool *p, struct upstream_idle *e)
 {
-	if (p->nspare >= POOL_SPARE_MAX) {
-		free(e);
-		return;
-	}
-	e->hnext = p->spare;
-	p->spare = e;
-	p->nspare++;
+	freelist_put(&p->spare, e, POOL_SPARE_MAX);
 }
 
 int upstream_addr_eq(const union upstream_addr *a, const struct sockaddr *b)
@@ -183,12 +172,7 @@ void upstream_pool_destroy(struct upstream_pool *p)
 {
 	while (p->lru_head != NULL)
 		pool_drop(p, p->lru_head);
-	while (p->spare != NULL) {
-		struct upstream_idle *e = p->spare;
-		p->spare = e->hnext;
-		free(e);
-	}
-	p->nspare = 0;
+	freelist_destroy(&p->spare);
 	free(p->buckets);
 	p->buckets = NULL;
 }

@@ -9,6 +9,7 @@
 
 #include <netinet/in.h>
 
+#include "freelist.h"
 #include "loop.h"
 
 /* The address an upstream connection went to (IPv4 or IPv6). */
@@ -36,8 +37,7 @@ struct upstream_pool {
 	size_t nbuckets;
 	size_t count, max;          /* idle connections held, and the bound */
 	struct upstream_idle *lru_head, *lru_tail; /* private: oldest first, for eviction */
-	struct upstream_idle *spare;  /* private: entries kept for reuse */
-	size_t nspare;
+	struct freelist spare;        /* private: entries kept for reuse */
 	uint64_t hits, misses;
 };
 

@@ -12,6 +12,7 @@
 #include "accesslog.h"
 #include "buf.h"
 #include "config.h"
+#include "freelist.h"
 #include "http_parse.h"
 #include "loop.h"
 #include "pipes.h"
@@ -20,7 +21,6 @@
 
 struct dns;
 struct conn;
-struct conn_connect;
 struct clients;
 struct auth_verifier;
 
@@ -67,10 +67,8 @@ struct worker {
 	int accept_wake_fd;  /* written when a slot frees while the acceptor is paused */
 
 	struct conn *conns;  /* every client connection of this worker (for shutdown) */
-	struct conn *free_conns; /* closed ones kept for reuse (conn.c), at most CONN_FREE_MAX */
-	size_t nfree_conns;
-	struct conn_connect *free_connects; /* likewise for connect state, CONNECT_FREE_MAX */
-	size_t nfree_connects;
+	struct freelist free_conns;    /* closed ones kept for reuse (conn.c), CONN_FREE_MAX */
+	struct freelist free_connects; /* likewise for connect state, CONNECT_FREE_MAX */
 	struct http_field *fields; /* scratch for head parsing: cfg->header_fields entries */
 	struct http_limits limits;
 	int stopping;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "freelist.h"
 #include "status.h"
 
 START_TEST(test_get_put_reuse)
@@ -223,6 +224,36 @@ START_TEST(test_big_class)
 }
 END_TEST
 
+/* The free lists of connection structs and the like: what was put comes back (last in, first
+ * out), never more than max are kept, max 0 keeps nothing, and destroy empties the list. */
+START_TEST(test_freelist)
+{
+	struct freelist fl = { 0 };
+	char *a = freelist_get(&fl, 100), *b = freelist_get(&fl, 100), *c = freelist_get(&fl, 100);
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_nonnull(c);
+	memset(a, 1, 100); /* the whole size is usable (ASan checks) */
+	freelist_put(&fl, a, 2);
+	freelist_put(&fl, b, 2);
+	freelist_put(&fl, c, 2); /* over the bound: freed */
+	ck_assert_uint_eq(fl.n, 2);
+	ck_assert_ptr_eq(freelist_get(&fl, 100), b);
+	ck_assert_ptr_eq(freelist_get(&fl, 100), a);
+	ck_assert_uint_eq(fl.n, 0);
+	freelist_put(&fl, a, 0); /* a stopping worker keeps nothing */
+	ck_assert_uint_eq(fl.n, 0);
+	ck_assert_ptr_null(fl.head);
+	freelist_put(&fl, NULL, 2);
+	ck_assert_uint_eq(fl.n, 0);
+	freelist_put(&fl, b, 2);
+	freelist_destroy(&fl); /* LeakSanitizer would see b otherwise */
+	ck_assert_uint_eq(fl.n, 0);
+	ck_assert_ptr_null(fl.head);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
 	Suite *s = suite_create("buf");
@@ -233,6 +264,7 @@ static Suite *buf_suite(void)
 	tcase_add_test(tc, test_grow_keeps_bytes);
 	tcase_add_test(tc, test_compact);
 	tcase_add_test(tc, test_big_class);
+	tcase_add_test(tc, test_freelist);
 	suite_add_tcase(s, tc);
 	return s;
 }

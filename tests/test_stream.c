@@ -99,6 +99,20 @@ START_TEST(download_1gib_flat_memory)
 }
 END_TEST
 
+/* Read the origin's answer to a POST /sink: it must have counted len bytes of the pattern. */
+static void expect_sink(struct harness_conn *c, unsigned long long len)
+{
+	struct harness_resp r;
+	ck_assert_int_eq(harness_read_response(c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
+	ck_assert_int_eq(r.status, 200);
+	unsigned long long total = 0;
+	int pattern = 0;
+	ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
+	ck_assert_uint_eq(total, len);
+	ck_assert_int_eq(pattern, 1);
+	harness_resp_free(&r);
+}
+
 /* 1 GiB upload with Content-Length: the origin counts every byte and checks the pattern. */
 START_TEST(upload_1gib_flat_memory)
 {
@@ -126,16 +140,8 @@ START_TEST(upload_1gib_flat_memory)
 		}
 	}
 	free(block);
-	struct harness_resp r;
-	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
-	ck_assert_int_eq(r.status, 200);
-	unsigned long long total = 0;
-	int pattern = 0;
-	ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
-	ck_assert_uint_eq(total, GIB);
-	ck_assert_int_eq(pattern, 1);
+	expect_sink(&c, GIB);
 	ck_assert_msg(rss_max - rss0 < 8192, "ferry grew from %ld to %ld KiB while relaying", rss0, rss_max);
-	harness_resp_free(&r);
 	harness_close(&c);
 	stop();
 }
@@ -166,17 +172,8 @@ START_TEST(uploads_spliced_then_pipelined_request)
 	size_t inlen = 0;
 	harness_pump(&c, out, n, 0, 0, &in, &inlen, 30000);
 	free(in);
-	for (int i = 0; i < 2; i++) {
-		struct harness_resp r;
-		ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
-		ck_assert_int_eq(r.status, 200);
-		unsigned long long total = 0;
-		int pattern = 0;
-		ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
-		ck_assert_uint_eq(total, lens[i]);
-		ck_assert_int_eq(pattern, 1);
-		harness_resp_free(&r);
-	}
+	for (int i = 0; i < 2; i++)
+		expect_sink(&c, lens[i]);
 	struct harness_resp r;
 	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
 	ck_assert_int_eq(r.status, 200);
@@ -214,15 +211,7 @@ START_TEST(upload_chunked_64mib)
 	}
 	ck_assert_int_eq(harness_send_str(&c, "0\r\n\r\n"), FERRY_OK);
 	free(block);
-	struct harness_resp r;
-	ck_assert_int_eq(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
-	ck_assert_int_eq(r.status, 200);
-	unsigned long long total = 0;
-	int pattern = 0;
-	ck_assert_int_eq(sscanf(r.body, "%llu %d", &total, &pattern), 2);
-	ck_assert_uint_eq(total, want);
-	ck_assert_int_eq(pattern, 1);
-	harness_resp_free(&r);
+	expect_sink(&c, want);
 	harness_close(&c);
 	stop();
 }
