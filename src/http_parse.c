@@ -11,6 +11,7 @@
  * not allow is refused rather than guessed at. */
 #include "http_parse.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "status.h"
@@ -606,6 +607,52 @@ static int target_fail(struct http_target *t, int status, const char *why)
 	return FERRY_ERR;
 }
 
+/* Does the host end in a numeric label ("1", "0x7f"; a trailing dot ignored)? Such a host is
+ * read as an IPv4 address by browsers (WHATWG URL) and inet_aton, each in its own way: "0177.0.0.1"
+ * is 127.0.0.1 to them and 177.0.0.1 to c-ares, "127.1" and "2130706433" are loopback to them
+ * and unknown names to c-ares. */
+static int host_ends_numeric(const char *p, size_t n)
+{
+	const char *end = p + n, *l;
+
+	if (n && end[-1] == '.')
+		end--;
+	for (l = end; l > p && l[-1] != '.'; l--)
+		;
+	if (l == end)
+		return 0;
+	if (end - l >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X')) {
+		for (l += 2; l < end; l++)
+			if (!IS_HEX(*l))
+				return 0;
+		return 1;
+	}
+	for (; l < end; l++)
+		if (!IS_DIGIT(*l))
+			return 0;
+	return 1;
+}
+
+/* Exactly four decimal parts 0..255 without leading zeros: the one IPv4 notation every
+ * parser reads the same way. */
+static int host_is_dotted_quad(const char *p, size_t n)
+{
+	const char *end = p + n, *part;
+	unsigned parts = 0, v;
+
+	while (p < end) {
+		for (v = 0, part = p; p < end && IS_DIGIT(*p) && p - part < 4; p++)
+			v = v * 10 + (unsigned)(*p - '0');
+		if (p == part || p - part > 3 || v > 255 || (p - part > 1 && *part == '0'))
+			return 0;
+		if (++parts > 4)
+			return 0;
+		if (p < end && (*p++ != '.' || p == end))
+			return 0;
+	}
+	return parts == 4;
+}
+
 /* host [":" port] filling the end of [p, end). need_port: authority-form (CONNECT). */
 static int parse_authority(const char *p, const char *end, int need_port, struct http_target *t)
 {
@@ -620,6 +667,20 @@ static int parse_authority(const char *p, const char *end, int need_port, struct
 			colons += *q == ':';
 		if (q == end || *q != ']' || colons == 0)
 			return target_fail(t, 400, "malformed IPv6 literal");
+		/* hex digits and colons in any order are not an address yet ("[:::::1]"): refuse
+		 * them here rather than hand them to the resolver as a name (a 502) */
+		{
+			char lit[INET6_ADDRSTRLEN];
+			unsigned char a6[16];
+			size_t n = (size_t)(q - p - 1);
+
+			if (n >= sizeof lit)
+				return target_fail(t, 400, "malformed IPv6 literal");
+			memcpy(lit, p + 1, n);
+			lit[n] = '\0';
+			if (inet_pton(AF_INET6, lit, a6) != 1)
+				return target_fail(t, 400, "malformed IPv6 literal");
+		}
 		t->host = (struct http_slice){ p + 1, (size_t)(q - p - 1) };
 		t->host_is_ip6 = 1;
 		p = q + 1;
@@ -632,6 +693,9 @@ static int parse_authority(const char *p, const char *end, int need_port, struct
 			q += 2;
 		}
 		t->host = (struct http_slice){ p, (size_t)(q - p) };
+		if (host_ends_numeric(t->host.p, t->host.len) &&
+		    !host_is_dotted_quad(t->host.p, t->host.len))
+			return target_fail(t, 400, "ambiguous IPv4 address");
 		p = q;
 	}
 	if (t->host.len == 0)

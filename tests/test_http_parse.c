@@ -785,6 +785,36 @@ START_TEST(test_target_connect)
 }
 END_TEST
 
+/* Hosts that parsers read as different addresses, or as an address and a name, are refused:
+ * c-ares reads "0177.0.0.1" as 177.0.0.1 where browsers and inet_aton read 127.0.0.1, and
+ * takes "127.1" for a name. Hex and colons in brackets must be a real IPv6 address. */
+START_TEST(test_target_ambiguous_hosts)
+{
+	static const char *const bad[] = {
+		"http://0177.0.0.1/", "http://010.0.0.1:8080/", "http://127.1/", "http://2130706433/",
+		"http://0x7f.0.0.1/", "http://127.0.0.0x1/", "http://127.0.0.1./", "http://1.2.3.4.5/",
+		"http://256.0.0.1/", "http://1..2.3/", "http://%31%32%37.0.0.1/", "http://a.0x10/",
+		"http://example.1/", "http://[:::::::::::::1]/", "http://[1::2::3]/",
+		"http://[12345::1]/", "http://[::1.2.3]/",
+	};
+	static const char *const bad_connect[] = { "0177.0.0.1:443", "127.1:443", "[1::2::3]:443" };
+	static const char *const good[] = {
+		"http://0.0.0.0/", "http://255.255.255.255/", "http://10.0.0.1/", "http://1.2.3.4x/",
+		"http://0x7g/", "http://example.com./", "http://1e3/", "http://[::ffff:1.2.3.4]/",
+		"http://[fe80::1]/",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(target_status(bad[i], 0) == 400, "accepted: %s", bad[i]);
+	for (i = 0; i < sizeof bad_connect / sizeof bad_connect[0]; i++)
+		ck_assert_msg(target_status(bad_connect[i], 1) == 400, "accepted: %s", bad_connect[i]);
+	for (i = 0; i < sizeof good / sizeof good[0]; i++)
+		ck_assert_msg(target_status(good[i], 0) == 0, "refused: %s", good[i]);
+	release();
+}
+END_TEST
+
 /* ---- chunked decoder -------------------------------------------------------------------- */
 
 /* Decodes s handing it over in pieces of step bytes (0: all at once), appending the data to
@@ -1453,6 +1483,7 @@ static Suite *http_parse_suite(void)
 	tcase_add_test(tc, test_target_absolute);
 	tcase_add_test(tc, test_target_rejects);
 	tcase_add_test(tc, test_target_connect);
+	tcase_add_test(tc, test_target_ambiguous_hosts);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("chunked");
