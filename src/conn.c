@@ -95,7 +95,8 @@ struct conn {
 	unsigned reused : 1, retried : 1;
 	unsigned req_scanned : 1;          /* every byte of the request body has been seen */
 	unsigned resp_started : 1;         /* a byte of the response arrived from the origin */
-	unsigned resp_head_sent : 1;       /* a byte of the final response went to the client */
+	unsigned resp_head_sent : 1;       /* the final response head is queued for the client */
+	unsigned resp_wrote : 1;           /* a byte of this request's answer reached the client */
 	unsigned resp_close : 1;           /* the response body ends at the origin's FIN */
 	unsigned resp_dechunk : 1;         /* decode chunked for an HTTP/1.0 client */
 	unsigned up_reusable : 1;          /* the origin keeps the connection open */
@@ -517,6 +518,7 @@ static void conn_reset_request(struct conn *c)
 	c->client_close = 0;
 	c->req_scanned = 0;
 	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
+	c->resp_wrote = 0;
 	c->up_reusable = c->up_wr_failed = 0;
 	c->req_body = HTTP_BODY_NONE;
 	c->req_left = 0;
@@ -1463,7 +1465,9 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 		stats_inc(w->st, stats_error_kind(status));
 	conn_free_connect(c);
 	conn_close_upstream(c);
-	if (c->resp_head_sent) {
+	/* a head that is only queued (the origin's head and a bad first chunk came in one read)
+	 * is dropped and replaced by the error: the client has seen nothing yet */
+	if (c->resp_head_sent && c->resp_wrote) {
 		c->state = CS_CLOSING;
 		c->close_after = 1;
 		/* the client has part of a response: a reset is the only honest signal */
@@ -1994,6 +1998,7 @@ static int conn_step_http(struct conn *c)
 		} else {
 			conn_consume(c->cout, c->uin, &c->resp_ready, &c->resp_raw, (size_t)n);
 			c->lg_out += (uint64_t)n;
+			c->resp_wrote = 1;
 			progress = 1;
 			conn_set_timer(c, w->tl_upstream_idle);
 		}
@@ -2051,7 +2056,7 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 		ssize_t n = splice(p->rfd, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			if (dst == c->fd)
-				c->lg_out += (uint64_t)n;
+				c->lg_out += (uint64_t)n, c->resp_wrote = 1;
 			if ((uint32_t)n < p->bytes)
 				*wr = 0;
 			p->bytes -= (uint32_t)n;
@@ -2104,7 +2109,7 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 			}
 			if (n > 0) {
 				if (dst == c->fd)
-					c->lg_out += (uint64_t)n;
+					c->lg_out += (uint64_t)n, c->resp_wrote = 1;
 				uint32_t ready = blen;
 				conn_consume(pre, *b, &ready, NULL, (size_t)n);
 				*progress = 1;

@@ -892,6 +892,54 @@ START_TEST(response_shapes_502)
 }
 END_TEST
 
+/* The origin sends its head and a malformed first chunk in one write: nothing has reached the
+ * client yet, so it must get a 502 with a reason (it used to get an empty close: the queued
+ * head was dropped and the connection shut down as if part of a response had gone out). */
+START_TEST(response_bad_first_chunk_502)
+{
+	static const char *const raws[] = { "bad_chunk", "chunk_overflow" };
+	char *fails = fmt("%s", "");
+	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < n; k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *path = fmt("/raw/%s", raws[k]);
+		char *q = req("GET", path, "");
+		char *why = NULL;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		if (harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
+			why = fmt("no response (eof %d err %d)", c.eof, c.err);
+		else if (r.status != 502)
+			why = fmt("status %d, want 502", r.status);
+		else if (!harness_resp_has_token(&r, "Connection", "close"))
+			why = fmt("502 without Connection: close");
+		else if (!r.body || !strstr(r.body, "malformed chunked body"))
+			why = fmt("502 without the reason: \"%s\"", show(r.body, r.body_len));
+		if (why) {
+			char *f = fmt("%s  [%s] %s\n", fails, path, why);
+
+			free(fails);
+			fails = f;
+			bad++;
+		}
+		free(why);
+		harness_resp_free(&r);
+		harness_close(&c);
+		free(q);
+		free(path);
+	}
+	EXPECT(bad == 0, "%zu of %zu bad first chunks not answered 502:\n%.3000s", bad, n, fails);
+	expect_alive("bad first chunks");
+	free(fails);
+	end();
+}
+END_TEST
+
 /* A response with one Content-Length value repeated: 502, or relayed with a single
  * Content-Length (never "2, 2" or two lines, which the client might read differently). */
 START_TEST(response_content_length_repeated)
@@ -1725,6 +1773,7 @@ static const struct test_entry tests[] = {
 	T("requests", chunked_request_body_malformed, 120),
 	T("responses", response_shapes_502, 60),
 	T("responses", response_content_length_repeated, 60),
+	T("responses", response_bad_first_chunk_502, 60),
 	T("limits", oversized_requests, 120),
 	T("abuse", slowloris, 90),
 	T("abuse", slow_reader, 90),
