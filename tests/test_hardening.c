@@ -940,6 +940,52 @@ START_TEST(response_bad_first_chunk_502)
 }
 END_TEST
 
+/* 1xx and 204 responses carrying Content-Length or Transfer-Encoding reach the client without
+ * them: a client that honoured them would look for a body and read the next response as one. */
+START_TEST(response_bodiless_framing_dropped)
+{
+	static const char *const raws[] = { "no_content_cl", "no_content_te" };
+	struct harness_conn c;
+	struct harness_resp r;
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < sizeof(raws) / sizeof(raws[0]); k++) {
+		char *path = fmt("/raw/%s", raws[k]);
+		char *q = req("GET", path, "");
+
+		EXPECT(harness_request(ferry.port, q, &r, 0) == FERRY_OK && r.status == 204,
+		       "%s: status %d, want 204", path, r.status);
+		EXPECT(harness_resp_count(&r, "Content-Length") == 0 &&
+		       harness_resp_count(&r, "Transfer-Encoding") == 0,
+		       "%s: relayed with framing fields: \"%s\"", path, show(r.head, r.head_len));
+		harness_resp_free(&r);
+		free(q);
+		free(path);
+	}
+
+	char *q = req("GET", "/raw/continue_framed", "");
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	for (int want = 100; want <= 103; want += 3) {
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+		       r.status == want, "interim: status %d, want %d", r.status, want);
+		EXPECT(harness_resp_count(&r, "Content-Length") == 0 &&
+		       harness_resp_count(&r, "Transfer-Encoding") == 0,
+		       "%d relayed with framing fields: \"%s\"", want, show(r.head, r.head_len));
+		harness_resp_free(&r);
+	}
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+	       r.status == 200 && r.complete && strcmp(r.body, "ok") == 0,
+	       "final response after the interim ones: status %d", r.status);
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q);
+	expect_alive("bodiless responses");
+	end();
+}
+END_TEST
+
 /* A response with one Content-Length value repeated: 502, or relayed with a single
  * Content-Length (never "2, 2" or two lines, which the client might read differently). */
 START_TEST(response_content_length_repeated)
@@ -1774,6 +1820,7 @@ static const struct test_entry tests[] = {
 	T("responses", response_shapes_502, 60),
 	T("responses", response_content_length_repeated, 60),
 	T("responses", response_bad_first_chunk_502, 60),
+	T("responses", response_bodiless_framing_dropped, 60),
 	T("limits", oversized_requests, 120),
 	T("abuse", slowloris, 90),
 	T("abuse", slow_reader, 90),
