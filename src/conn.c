@@ -1899,13 +1899,24 @@ static int conn_step_http(struct conn *c)
 			}
 		} else if (r == 0 || r == FERRY_ERR) {
 			c->c_eof = 1;
-			if (!c->req_scanned || !c->resp_head_sent) {
-				/* it left in the middle of its body, or before any answer: like nginx,
-				 * stop the origin's work rather than finish it for nobody */
+			if (r == 0 && c->req_scanned) {
+				/* a FIN after a whole request is a half-close (printf ... | nc -N, simple
+				 * HTTP/1.0 tools): the request stands, as with HAProxy's default. It and
+				 * the requests pipelined before the FIN are answered; reading the FIN
+				 * again in CS_HEAD then closes the connection. */
+			} else if (r == 0 && !c->resp_head_sent) {
+				/* a FIN in the middle of the body: the request can never be complete;
+				 * the origin connection is dropped, so it never sees it complete either */
+				conn_error(c, 400, "request body cut short by the client");
+				return 1;
+			} else if (!c->resp_head_sent) {
+				/* a reset before any answer: like nginx, stop the origin's work rather
+				 * than finish it for nobody */
 				conn_close(c, 1);
 				return -1;
+			} else {
+				c->close_after = 1; /* finish this response, then close */
 			}
-			c->close_after = 1; /* half-closed: finish this response, then close */
 		} else if (c->cin && buf_len(c->cin) == 0) {
 			conn_release_if_empty(c, &c->cin);
 		}

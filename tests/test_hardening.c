@@ -1802,6 +1802,66 @@ START_TEST(pooled_connection_dropped_post_not_retried)
 }
 END_TEST
 
+/* A client that half-closes (shutdown(SHUT_WR), as `printf ... | nc -N` does) after whole
+ * requests gets every answer, then a clean close; one that half-closes in the middle of a
+ * body gets a 400 saying so. It used to get a reset and no answer at all. */
+START_TEST(client_half_close)
+{
+	struct harness_conn c;
+	struct harness_resp r;
+	char *q1, *q2, *q3, *both, *cut, *cutb;
+
+	begin(_i); /* starts the origin: req() needs its port */
+	go();
+	q1 = req("GET", "/len/5", "");
+	q2 = req("GET", "/sleep/200", "");
+	q3 = req("POST", "/echo", "Content-Length: 2\r\n");
+	both = fmt("%s%s%shi", q1, q2, q3);
+	cut = req("POST", "/echo", "Content-Length: 10\r\n");
+	cutb = fmt("%shello", cut);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q1), FERRY_OK);
+	harness_shutdown_write(&c);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 200 &&
+	       r.complete && r.body_len == 5, "GET then half-close: status %d, complete %d "
+	       "(eof %d err %d)", r.status, r.complete, c.eof, c.err);
+	harness_resp_free(&r);
+	free(harness_read_to_close(&c, &(size_t){ 0 }, HARNESS_TIMEOUT_MS));
+	EXPECT(c.eof && !c.err, "GET then half-close: no clean close after the answer (err %d)",
+	       c.err);
+	harness_close(&c);
+
+	/* three pipelined requests, the second one slow, then the FIN: all three answered */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, both), FERRY_OK);
+	harness_shutdown_write(&c);
+	for (int k = 0; k < 3; k++) {
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+		       r.status == 200 && r.complete, "pipelined request %d before the FIN: "
+		       "status %d (eof %d err %d)", k + 1, r.status, c.eof, c.err);
+		if (k == 2)
+			EXPECT(r.body && strcmp(r.body, "hi") == 0, "third answer: \"%s\"",
+			       r.body ? show(r.body, r.body_len) : "");
+		harness_resp_free(&r);
+	}
+	harness_close(&c);
+
+	/* the FIN in the middle of the body */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, cutb), FERRY_OK);
+	harness_shutdown_write(&c);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 400 &&
+	       harness_resp_has_token(&r, "Connection", "close") && r.body &&
+	       strstr(r.body, "cut short"), "half-close mid body: status %d (eof %d err %d)",
+	       r.status, c.eof, c.err);
+	harness_resp_free(&r);
+	harness_close(&c);
+	expect_alive("half-closing clients");
+	free(q1), free(q2), free(q3), free(both), free(cut), free(cutb);
+	end();
+}
+END_TEST
+
 /* ==== suite ==== */
 
 struct test_entry {
@@ -1825,6 +1885,7 @@ static const struct test_entry tests[] = {
 	T("abuse", slowloris, 90),
 	T("abuse", slow_reader, 90),
 	T("abuse", fd_exhaustion, 120),
+	T("faults", client_half_close, 60),
 	T("faults", origin_stalls_504, 60),
 	T("faults", origin_stalls_mid_body, 60),
 	T("faults", origin_resets_mid_body, 60),
