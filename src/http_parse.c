@@ -172,6 +172,45 @@ static int head_prefix(const char *buf, size_t len, int response, struct http_he
 	return FERRY_OK;
 }
 
+static int parse_version(const unsigned char *p, size_t n, int *version);
+
+/* The request line buf[0..lf], lf pointing at its LF. Called as soon as the line is complete
+ * (from head_find) and again on the whole head: a line that can never start a valid head
+ * ("GET /" of HTTP/0.9, "GET http://h/ HTTP/3") is refused at once, not after the client gave
+ * up waiting for an answer or the request_header deadline. */
+static int parse_request_line(const char *buf, const unsigned char *lf,
+			      const struct http_limits *lim, struct http_head *h)
+{
+	const unsigned char *p = (const unsigned char *)buf, *t;
+	size_t line;
+	int rc;
+
+	line = (size_t)(lf - p) - 1;
+	if (line > lim->request_line)
+		return fail(h, 414, "request line too long");
+
+	while (HAS(*p, C_TCHAR))
+		p++;
+	if (p == (const unsigned char *)buf)
+		return fail(h, 400, *p == ' ' ? "missing method" : "malformed request line");
+	if (*p != ' ')
+		return fail(h, 400, "malformed request line");
+	h->method = (struct http_slice){ buf, (size_t)((const char *)p - buf) };
+	t = ++p;
+	while (HAS(*p, C_TARGET))
+		p++;
+	if (p == t || *p != ' ')
+		return fail(h, 400, "malformed request line");
+	h->target = (struct http_slice){ (const char *)t, (size_t)(p - t) };
+	p++;
+	rc = parse_version(p, (size_t)(lf - 1 - p), &h->version);
+	if (rc != 0)
+		return fail(h, rc, rc == 505 ? "unsupported HTTP version" : "malformed request line");
+	if (lf[-1] != '\r')
+		return fail(h, 400, "bare LF");
+	return FERRY_OK;
+}
+
 /* Finds the end of the head. Every LF must follow a CR (a bare LF is refused as soon as it
  * is seen); looking back from each LF means no overlap with the previous call is needed. */
 static int head_find(const char *buf, size_t len, size_t *scanned, const struct http_limits *lim,
@@ -189,6 +228,10 @@ static int head_find(const char *buf, size_t len, size_t *scanned, const struct 
 		return fail(h, response ? 502 : 414,
 			    response ? "status line too long" : "request line too long");
 
+	/* Has an earlier call seen the request line's LF? Past request_line + 1 bytes it must
+	 * have (or the 414 above would have fired), so this memchr is short and stops early. */
+	int line_seen = response || (i > 0 && (i > lim->request_line + 1 || memchr(buf, '\n', i)));
+
 	while (i < end) {
 		const char *lf = memchr(buf + i, '\n', end - i);
 		size_t k;
@@ -200,6 +243,11 @@ static int head_find(const char *buf, size_t len, size_t *scanned, const struct 
 		k = (size_t)(lf - buf);
 		if (k == 0 || buf[k - 1] != '\r')
 			return fail(h, 400, "bare LF");
+		if (!line_seen) {
+			line_seen = 1;
+			if (parse_request_line(buf, (const unsigned char *)lf, lim, h) != FERRY_OK)
+				return FERRY_ERR;
+		}
 		if (k >= 3 && buf[k - 2] == '\n' && buf[k - 3] == '\r') {
 			*head_len = k + 1;
 			*scanned = k + 1;
@@ -477,9 +525,9 @@ static void head_reset(struct http_head *h)
 int http_parse_request(const char *buf, size_t len, size_t *scanned,
 		       const struct http_limits *lim, struct http_head *h)
 {
-	const unsigned char *p = (const unsigned char *)buf, *lf, *t;
+	const unsigned char *p = (const unsigned char *)buf, *lf;
 	struct framing fr = { 0, 0, 0, 0, 0 };
-	size_t head_len, line;
+	size_t head_len;
 	int rc;
 
 	head_reset(h);
@@ -488,33 +536,11 @@ int http_parse_request(const char *buf, size_t len, size_t *scanned,
 	h->head_len = head_len;
 
 	lf = memchr(p, '\n', head_len); /* found: the head ends in CRLFCRLF */
-	line = (size_t)(lf - p) - 1;
-	if (line > lim->request_line)
-		return fail(h, 414, "request line too long");
+	if (parse_request_line(buf, lf, lim, h) != FERRY_OK)
+		return FERRY_ERR;
 
-	while (HAS(*p, C_TCHAR))
-		p++;
-	if (p == (const unsigned char *)buf)
-		return fail(h, 400, *p == ' ' ? "missing method" : "malformed request line");
-	if (*p != ' ')
-		return fail(h, 400, "malformed request line");
-	h->method = (struct http_slice){ buf, (size_t)((const char *)p - buf) };
-	t = ++p;
-	while (HAS(*p, C_TARGET))
-		p++;
-	if (p == t || *p != ' ')
-		return fail(h, 400, "malformed request line");
-	h->target = (struct http_slice){ (const char *)t, (size_t)(p - t) };
-	p++;
-	rc = parse_version(p, (size_t)(lf - 1 - p), &h->version);
-	if (rc != 0)
-		return fail(h, rc, rc == 505 ? "unsupported HTTP version" : "malformed request line");
-	if (lf[-1] != '\r')
-		return fail(h, 400, "bare LF");
-
-	/* the head ends at buf + head_len: p has moved on, and the word-at-a-time value scan
-	 * must never be given an end past the buffer */
-	if (parse_fields(lf + 1, (const unsigned char *)buf + head_len, lim, &fr, h) != FERRY_OK ||
+	/* the word-at-a-time value scan must never be given an end past the head */
+	if (parse_fields(lf + 1, p + head_len, lim, &fr, h) != FERRY_OK ||
 	    check_framing(&fr, h) != FERRY_OK)
 		return FERRY_ERR;
 	if (h->version == 11 && fr.nhost == 0)

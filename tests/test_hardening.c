@@ -413,6 +413,12 @@ static const struct shape request_shapes[] = {
 	      "GET http://127.0.0.1:@P/len/1 http/1.1\r\nHost: 127.0.0.1:@P\r\n\r\n"),
 	SHAPE(400, 0, "HTTP/0.9 simple request", "GET http://127.0.0.1:@P/len/1\r\n\r\n"),
 	SHAPE(505, 400, "HTTP/2 connection preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+	/* a bad request line alone, no blank line after it: refused at once, not at the
+	 * request_header deadline (30 s here, beyond the 5 s this test waits) */
+	SHAPE(400, 0, "HTTP/0.9 request line alone", "GET http://127.0.0.1:@P/len/1\r\n"),
+	SHAPE(400, 0, "HTTP/3 request line alone", "GET http://127.0.0.1:@P/len/1 HTTP/3\r\n"),
+	SHAPE(505, 0, "HTTP/2.0 request line alone", "GET http://127.0.0.1:@P/len/1 HTTP/2.0\r\n"),
+	SHAPE(400, 0, "request line alone with a bad target", "GET http://h/a\x01 HTTP/1.1\r\n"),
 };
 
 /* Send one shape to ferry while the listener lfd (the origin the shape names) watches. On a

@@ -456,6 +456,51 @@ START_TEST(test_req_line_rejects)
 }
 END_TEST
 
+/* A request line that can never start a valid head is refused as soon as its CRLF is there,
+ * whether it arrives at once or a byte at a time; a good line waits for the rest. */
+START_TEST(test_req_line_refused_early)
+{
+	static const struct { const char *line; int status; } bad[] = {
+		{ "GET http://h/\r\n", 400 },           /* HTTP/0.9 */
+		{ "GET /\r\n", 400 },
+		{ "GET http://h/ HTTP/3\r\n", 400 },
+		{ "GET http://h/ HTTP/2.0\r\nHost: h\r\n", 505 },
+		{ "GET http://h/ HTTP/1.1 \r\n", 400 },
+		{ "GET  http://h/ HTTP/1.1\r\n", 400 },
+	};
+	struct http_head h;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *s = bad[i].line;
+		size_t n = strlen(s), scanned = 0, k;
+		const char *b = hold(s, n);
+		int r = FERRY_AGAIN;
+
+		h.fields = fields;
+		ck_assert_msg(http_parse_request(b, n, &scanned, &lim, &h) == FERRY_ERR &&
+			      h.error_status == bad[i].status, "not refused at once: %s", s);
+		/* byte by byte: AGAIN until the LF of the line, then the same error */
+		scanned = 0;
+		for (k = 1; k <= n && r == FERRY_AGAIN; k++)
+			r = http_parse_request(b, k, &scanned, &lim, &h);
+		ck_assert_msg(r == FERRY_ERR && h.error_status == bad[i].status,
+			      "byte by byte: %d/%d for %s", r, h.error_status, s);
+		ck_assert_msg(b[k - 2] == '\n', "refused before the LF of: %s", s);
+	}
+	/* a good line, and a good line trickled, wait for the fields */
+	{
+		const char *s = "GET http://h/ HTTP/1.1\r\nHost: h\r\n";
+		size_t n = strlen(s), scanned = 0;
+		const char *b = hold(s, n);
+
+		h.fields = fields;
+		for (size_t k = 1; k <= n; k++)
+			ck_assert_int_eq(http_parse_request(b, k, &scanned, &lim, &h), FERRY_AGAIN);
+	}
+	release();
+}
+END_TEST
+
 START_TEST(test_req_flags)
 {
 	struct http_head h;
@@ -1471,6 +1516,7 @@ static Suite *http_parse_suite(void)
 	tcase_add_test(tc, test_req_field_syntax_rejects);
 	tcase_add_test(tc, test_req_line_rejects);
 	tcase_add_test(tc, test_req_flags);
+	tcase_add_test(tc, test_req_line_refused_early);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("response");
