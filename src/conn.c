@@ -764,8 +764,10 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 		return;
 	}
 
-	/* Upgrade only when the client asked for it hop-by-hop; h2c is ours to drop */
-	if ((h->flags & HTTP_F_CONN_UPGRADE) && (h->flags & HTTP_F_HAS_UPGRADE)) {
+	/* Upgrade only when the client asked for it hop-by-hop; h2c is ours to drop. An HTTP/1.0
+	 * request's Upgrade is ignored (RFC 9110 section 7.8), and no 1xx, 101 included, may go
+	 * to an HTTP/1.0 client (section 15.2): it is dropped like any hop-by-hop field. */
+	if (h->version == 11 && (h->flags & HTTP_F_CONN_UPGRADE) && (h->flags & HTTP_F_HAS_UPGRADE)) {
 		int h2c = 0;
 		for (unsigned i = 0; i < h->nfields; i++)
 			if (h->fields[i].id == HF_UPGRADE && http_list_has(h->fields[i].value, "h2c"))

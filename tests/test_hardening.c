@@ -1868,6 +1868,41 @@ START_TEST(client_half_close)
 }
 END_TEST
 
+/* An HTTP/1.0 request's Upgrade is ignored (RFC 9110 section 7.8): the origin gets no
+ * Upgrade (the test origin answers /ws with 426 then), and the client never gets a 101, which
+ * as a 1xx must not go to an HTTP/1.0 client. The same request in HTTP/1.1 is upgraded. */
+START_TEST(upgrade_from_http10_ignored)
+{
+	struct harness_conn c;
+	struct harness_resp r;
+	char *q10, *q11;
+
+	begin(_i);
+	go();
+	q10 = fmt("GET http://127.0.0.1:%d/ws HTTP/1.0\r\nUpgrade: websocket\r\n"
+		  "Connection: Upgrade\r\n\r\n", origin.port);
+	q11 = req("GET", "/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q10), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 426,
+	       "HTTP/1.0 upgrade request: status %d, want the origin's 426 (no Upgrade forwarded)",
+	       r.status);
+	harness_resp_free(&r);
+	harness_close(&c);
+
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q11), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 101,
+	       "HTTP/1.1 upgrade request: status %d, want 101", r.status);
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q10);
+	free(q11);
+	expect_alive("upgrade requests");
+	end();
+}
+END_TEST
+
 /* ==== suite ==== */
 
 struct test_entry {
@@ -1886,6 +1921,7 @@ static const struct test_entry tests[] = {
 	T("responses", response_shapes_502, 60),
 	T("responses", response_content_length_repeated, 60),
 	T("responses", response_bad_first_chunk_502, 60),
+	T("requests", upgrade_from_http10_ignored, 60),
 	T("responses", response_bodiless_framing_dropped, 60),
 	T("limits", oversized_requests, 120),
 	T("abuse", slowloris, 90),
