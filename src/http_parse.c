@@ -539,8 +539,7 @@ int http_parse_request(const char *buf, size_t len, size_t *scanned,
 	if (parse_request_line(buf, lf, lim, h) != FERRY_OK)
 		return FERRY_ERR;
 
-	/* the word-at-a-time value scan must never be given an end past the head */
-	if (parse_fields(lf + 1, p + head_len, lim, &fr, h) != FERRY_OK ||
+	if (parse_fields(lf + 1, (const unsigned char *)buf + head_len, lim, &fr, h) != FERRY_OK ||
 	    check_framing(&fr, h) != FERRY_OK)
 		return FERRY_ERR;
 	if (h->version == 11 && fr.nhost == 0)
@@ -593,8 +592,6 @@ static int parse_response(const char *buf, size_t len, size_t *scanned,
 		return fail(h, 502, *p == '\r' ? "bare CR" : "malformed status line");
 	h->reason = (struct http_slice){ (const char *)r, (size_t)(p - r) };
 
-	/* the head ends at buf + head_len: p has moved on, and the word-at-a-time value scan
-	 * must never be given an end past the buffer */
 	if (parse_fields(lf + 1, (const unsigned char *)buf + head_len, lim, &fr, h) != FERRY_OK ||
 	    check_framing(&fr, h) != FERRY_OK)
 		return FERRY_ERR;
