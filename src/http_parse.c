@@ -539,7 +539,7 @@ int http_parse_request(const char *buf, size_t len, size_t *scanned,
 	if (parse_request_line(buf, lf, lim, h) != FERRY_OK)
 		return FERRY_ERR;
 
-	if (parse_fields(lf + 1, (const unsigned char *)buf + head_len, lim, &fr, h) != FERRY_OK ||
+	if (parse_fields(lf + 1, p + head_len, lim, &fr, h) != FERRY_OK ||
 	    check_framing(&fr, h) != FERRY_OK)
 		return FERRY_ERR;
 	if (h->version == 11 && fr.nhost == 0)
