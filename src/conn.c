@@ -94,7 +94,8 @@ struct conn {
 	unsigned reused : 1, retried : 1;
 	unsigned req_scanned : 1;          /* every byte of the request body has been seen */
 	unsigned resp_started : 1;         /* a byte of the response arrived from the origin */
-	unsigned resp_head_sent : 1;       /* a byte of the final response went to the client */
+	unsigned resp_head_sent : 1;       /* the final response head is queued for the client */
+	unsigned resp_wrote : 1;           /* a byte of this request's answer reached the client */
 	unsigned resp_close : 1;           /* the response body ends at the origin's FIN */
 	unsigned resp_dechunk : 1;         /* decode chunked for an HTTP/1.0 client */
 	unsigned up_reusable : 1;          /* the origin keeps the connection open */
@@ -500,6 +501,7 @@ static void conn_reset_request(struct conn *c)
 	c->client_close = 0;
 	c->req_scanned = 0;
 	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
+	c->resp_wrote = 0;
 	c->up_reusable = c->up_wr_failed = 0;
 	c->req_body = HTTP_BODY_NONE;
 	c->req_left = 0;
@@ -745,8 +747,10 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 		return;
 	}
 
-	/* Upgrade only when the client asked for it hop-by-hop; h2c is ours to drop */
-	if ((h->flags & HTTP_F_CONN_UPGRADE) && (h->flags & HTTP_F_HAS_UPGRADE)) {
+	/* Upgrade only when the client asked for it hop-by-hop; h2c is ours to drop. An HTTP/1.0
+	 * request's Upgrade is ignored (RFC 9110 section 7.8), and no 1xx, 101 included, may go
+	 * to an HTTP/1.0 client (section 15.2): it is dropped like any hop-by-hop field. */
+	if (h->version == 11 && (h->flags & HTTP_F_CONN_UPGRADE) && (h->flags & HTTP_F_HAS_UPGRADE)) {
 		int h2c = 0;
 		for (unsigned i = 0; i < h->nfields; i++)
 			if (h->fields[i].id == HF_UPGRADE && http_list_has(h->fields[i].value, "h2c"))
@@ -1462,7 +1466,9 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 		stats_inc(w->st, stats_error_kind(status));
 	conn_free_connect(c);
 	conn_close_upstream(c);
-	if (c->resp_head_sent) {
+	/* a head that is only queued (the origin's head and a bad first chunk came in one read)
+	 * is dropped and replaced by the error: the client has seen nothing yet */
+	if (c->resp_head_sent && c->resp_wrote) {
 		c->state = CS_CLOSING;
 		c->close_after = 1;
 		/* the client has part of a response: a reset is the only honest signal */
@@ -1949,13 +1955,24 @@ static int conn_step_http(struct conn *c)
 			}
 		} else if (r == 0 || r == FERRY_ERR) {
 			c->c_eof = 1;
-			if (!c->req_scanned || !c->resp_head_sent) {
-				/* it left in the middle of its body, or before any answer: like nginx,
-				 * stop the origin's work rather than finish it for nobody */
+			if (r == 0 && c->req_scanned) {
+				/* a FIN after a whole request is a half-close (printf ... | nc -N, simple
+				 * HTTP/1.0 tools): the request stands, as with HAProxy's default. It and
+				 * the requests pipelined before the FIN are answered; reading the FIN
+				 * again in CS_HEAD then closes the connection. */
+			} else if (r == 0 && !c->resp_head_sent) {
+				/* a FIN in the middle of the body: the request can never be complete;
+				 * the origin connection is dropped, so it never sees it complete either */
+				conn_error(c, 400, "request body cut short by the client");
+				return 1;
+			} else if (!c->resp_head_sent) {
+				/* a reset before any answer: like nginx, stop the origin's work rather
+				 * than finish it for nobody */
 				conn_close(c, 1);
 				return -1;
+			} else {
+				c->close_after = 1; /* finish this response, then close */
 			}
-			c->close_after = 1; /* half-closed: finish this response, then close */
 		} else if (c->cin && buf_len(c->cin) == 0) {
 			conn_release_if_empty(c, &c->cin);
 		}
@@ -2048,6 +2065,7 @@ static int conn_step_http(struct conn *c)
 		} else {
 			conn_consume(c->cout, c->uin, &c->resp_ready, &c->resp_raw, (size_t)n);
 			c->lg_out += (uint64_t)n;
+			c->resp_wrote = 1;
 			progress = 1;
 			conn_set_timer(c, w->tl_upstream_idle);
 		}
@@ -2105,7 +2123,7 @@ static int conn_splice_dir(struct conn *c, int src, int dst, struct pipe_buf **p
 		ssize_t n = splice(p->rfd, NULL, dst, NULL, p->bytes, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			if (dst == c->fd)
-				c->lg_out += (uint64_t)n;
+				c->lg_out += (uint64_t)n, c->resp_wrote = 1;
 			if ((uint32_t)n < p->bytes)
 				*wr = 0;
 			p->bytes -= (uint32_t)n;
@@ -2158,7 +2176,7 @@ static int conn_tunnel_dir(struct conn *c, int src, int dst, struct buf **b, str
 			}
 			if (n > 0) {
 				if (dst == c->fd)
-					c->lg_out += (uint64_t)n;
+					c->lg_out += (uint64_t)n, c->resp_wrote = 1;
 				uint32_t ready = blen;
 				conn_consume(pre, *b, &ready, NULL, (size_t)n);
 				*progress = 1;

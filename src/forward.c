@@ -362,12 +362,19 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 	put(&o, "\r\n", 2);
 	int cl_done = 0;
 	int named = connection_names_fields(h);
+	/* 1xx and 204 have no body whatever their fields say, and a server must not send
+	 * Content-Length or Transfer-Encoding with them (RFC 9110 section 8.6, RFC 9112 section
+	 * 6.1): relayed, they could make a client look for a body and take the next response
+	 * for it. They are dropped, as nginx does for 204. */
+	int bodiless = h->status < 200 || h->status == 204;
 	for (unsigned i = 0; i < h->nfields; i++) {
 		const struct http_field *f = &h->fields[i];
 		if (upgrade && f->id == HF_UPGRADE) {
 			put_field(&o, f);
 			continue;
 		}
+		if (bodiless && (f->id == HF_CONTENT_LENGTH || f->id == HF_TRANSFER_ENCODING))
+			continue;
 		if (f->id == HF_CONTENT_LENGTH) {
 			put_content_length(&o, h, &cl_done);
 			continue;

@@ -11,6 +11,7 @@
  * not allow is refused rather than guessed at. */
 #include "http_parse.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "status.h"
@@ -171,6 +172,45 @@ static int head_prefix(const char *buf, size_t len, int response, struct http_he
 	return FERRY_OK;
 }
 
+static int parse_version(const unsigned char *p, size_t n, int *version);
+
+/* The request line buf[0..lf], lf pointing at its LF. Called as soon as the line is complete
+ * (from head_find) and again on the whole head: a line that can never start a valid head
+ * ("GET /" of HTTP/0.9, "GET http://h/ HTTP/3") is refused at once, not after the client gave
+ * up waiting for an answer or the request_header deadline. */
+static int parse_request_line(const char *buf, const unsigned char *lf,
+			      const struct http_limits *lim, struct http_head *h)
+{
+	const unsigned char *p = (const unsigned char *)buf, *t;
+	size_t line;
+	int rc;
+
+	line = (size_t)(lf - p) - 1;
+	if (line > lim->request_line)
+		return fail(h, 414, "request line too long");
+
+	while (HAS(*p, C_TCHAR))
+		p++;
+	if (p == (const unsigned char *)buf)
+		return fail(h, 400, *p == ' ' ? "missing method" : "malformed request line");
+	if (*p != ' ')
+		return fail(h, 400, "malformed request line");
+	h->method = (struct http_slice){ buf, (size_t)((const char *)p - buf) };
+	t = ++p;
+	while (HAS(*p, C_TARGET))
+		p++;
+	if (p == t || *p != ' ')
+		return fail(h, 400, "malformed request line");
+	h->target = (struct http_slice){ (const char *)t, (size_t)(p - t) };
+	p++;
+	rc = parse_version(p, (size_t)(lf - 1 - p), &h->version);
+	if (rc != 0)
+		return fail(h, rc, rc == 505 ? "unsupported HTTP version" : "malformed request line");
+	if (lf[-1] != '\r')
+		return fail(h, 400, "bare LF");
+	return FERRY_OK;
+}
+
 /* Finds the end of the head. Every LF must follow a CR (a bare LF is refused as soon as it
  * is seen); looking back from each LF means no overlap with the previous call is needed. */
 static int head_find(const char *buf, size_t len, size_t *scanned, const struct http_limits *lim,
@@ -188,6 +228,10 @@ static int head_find(const char *buf, size_t len, size_t *scanned, const struct 
 		return fail(h, response ? 502 : 414,
 			    response ? "status line too long" : "request line too long");
 
+	/* Has an earlier call seen the request line's LF? Past request_line + 1 bytes it must
+	 * have (or the 414 above would have fired), so this memchr is short and stops early. */
+	int line_seen = response || (i > 0 && (i > lim->request_line + 1 || memchr(buf, '\n', i)));
+
 	while (i < end) {
 		const char *lf = memchr(buf + i, '\n', end - i);
 		size_t k;
@@ -199,6 +243,11 @@ static int head_find(const char *buf, size_t len, size_t *scanned, const struct 
 		k = (size_t)(lf - buf);
 		if (k == 0 || buf[k - 1] != '\r')
 			return fail(h, 400, "bare LF");
+		if (!line_seen) {
+			line_seen = 1;
+			if (parse_request_line(buf, (const unsigned char *)lf, lim, h) != FERRY_OK)
+				return FERRY_ERR;
+		}
 		if (k >= 3 && buf[k - 2] == '\n' && buf[k - 3] == '\r') {
 			*head_len = k + 1;
 			*scanned = k + 1;
@@ -476,9 +525,9 @@ static void head_reset(struct http_head *h)
 int http_parse_request(const char *buf, size_t len, size_t *scanned,
 		       const struct http_limits *lim, struct http_head *h)
 {
-	const unsigned char *p = (const unsigned char *)buf, *lf, *t;
+	const unsigned char *p = (const unsigned char *)buf, *lf;
 	struct framing fr = { 0, 0, 0, 0, 0 };
-	size_t head_len, line;
+	size_t head_len;
 	int rc;
 
 	head_reset(h);
@@ -487,29 +536,8 @@ int http_parse_request(const char *buf, size_t len, size_t *scanned,
 	h->head_len = head_len;
 
 	lf = memchr(p, '\n', head_len); /* found: the head ends in CRLFCRLF */
-	line = (size_t)(lf - p) - 1;
-	if (line > lim->request_line)
-		return fail(h, 414, "request line too long");
-
-	while (HAS(*p, C_TCHAR))
-		p++;
-	if (p == (const unsigned char *)buf)
-		return fail(h, 400, *p == ' ' ? "missing method" : "malformed request line");
-	if (*p != ' ')
-		return fail(h, 400, "malformed request line");
-	h->method = (struct http_slice){ buf, (size_t)((const char *)p - buf) };
-	t = ++p;
-	while (HAS(*p, C_TARGET))
-		p++;
-	if (p == t || *p != ' ')
-		return fail(h, 400, "malformed request line");
-	h->target = (struct http_slice){ (const char *)t, (size_t)(p - t) };
-	p++;
-	rc = parse_version(p, (size_t)(lf - 1 - p), &h->version);
-	if (rc != 0)
-		return fail(h, rc, rc == 505 ? "unsupported HTTP version" : "malformed request line");
-	if (lf[-1] != '\r')
-		return fail(h, 400, "bare LF");
+	if (parse_request_line(buf, lf, lim, h) != FERRY_OK)
+		return FERRY_ERR;
 
 	if (parse_fields(lf + 1, (const unsigned char *)buf + head_len, lim, &fr, h) != FERRY_OK ||
 	    check_framing(&fr, h) != FERRY_OK)
@@ -602,6 +630,52 @@ static int target_fail(struct http_target *t, int status, const char *why)
 	return FERRY_ERR;
 }
 
+/* Does the host end in a numeric label ("1", "0x7f"; a trailing dot ignored)? Such a host is
+ * read as an IPv4 address by browsers (WHATWG URL) and inet_aton, each in its own way: "0177.0.0.1"
+ * is 127.0.0.1 to them and 177.0.0.1 to c-ares, "127.1" and "2130706433" are loopback to them
+ * and unknown names to c-ares. */
+static int host_ends_numeric(const char *p, size_t n)
+{
+	const char *end = p + n, *l;
+
+	if (n && end[-1] == '.')
+		end--;
+	for (l = end; l > p && l[-1] != '.'; l--)
+		;
+	if (l == end)
+		return 0;
+	if (end - l >= 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X')) {
+		for (l += 2; l < end; l++)
+			if (!IS_HEX(*l))
+				return 0;
+		return 1;
+	}
+	for (; l < end; l++)
+		if (!IS_DIGIT(*l))
+			return 0;
+	return 1;
+}
+
+/* Exactly four decimal parts 0..255 without leading zeros: the one IPv4 notation every
+ * parser reads the same way. */
+static int host_is_dotted_quad(const char *p, size_t n)
+{
+	const char *end = p + n, *part;
+	unsigned parts = 0, v;
+
+	while (p < end) {
+		for (v = 0, part = p; p < end && IS_DIGIT(*p) && p - part < 4; p++)
+			v = v * 10 + (unsigned)(*p - '0');
+		if (p == part || p - part > 3 || v > 255 || (p - part > 1 && *part == '0'))
+			return 0;
+		if (++parts > 4)
+			return 0;
+		if (p < end && (*p++ != '.' || p == end))
+			return 0;
+	}
+	return parts == 4;
+}
+
 /* host [":" port] filling the end of [p, end). need_port: authority-form (CONNECT). */
 static int parse_authority(const char *p, const char *end, int need_port, struct http_target *t)
 {
@@ -616,6 +690,20 @@ static int parse_authority(const char *p, const char *end, int need_port, struct
 			colons += *q == ':';
 		if (q == end || *q != ']' || colons == 0)
 			return target_fail(t, 400, "malformed IPv6 literal");
+		/* hex digits and colons in any order are not an address yet ("[:::::1]"): refuse
+		 * them here rather than hand them to the resolver as a name (a 502) */
+		{
+			char lit[INET6_ADDRSTRLEN];
+			unsigned char a6[16];
+			size_t n = (size_t)(q - p - 1);
+
+			if (n >= sizeof lit)
+				return target_fail(t, 400, "malformed IPv6 literal");
+			memcpy(lit, p + 1, n);
+			lit[n] = '\0';
+			if (inet_pton(AF_INET6, lit, a6) != 1)
+				return target_fail(t, 400, "malformed IPv6 literal");
+		}
 		t->host = (struct http_slice){ p + 1, (size_t)(q - p - 1) };
 		t->host_is_ip6 = 1;
 		p = q + 1;
@@ -628,6 +716,9 @@ static int parse_authority(const char *p, const char *end, int need_port, struct
 			q += 2;
 		}
 		t->host = (struct http_slice){ p, (size_t)(q - p) };
+		if (host_ends_numeric(t->host.p, t->host.len) &&
+		    !host_is_dotted_quad(t->host.p, t->host.len))
+			return target_fail(t, 400, "ambiguous IPv4 address");
 		p = q;
 	}
 	if (t->host.len == 0)

@@ -180,7 +180,9 @@ void upstream_pool_destroy(struct upstream_pool *p)
 int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
 		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr)
 {
-	struct upstream_idle *best = NULL;
+	struct upstream_idle *best;
+again:
+	best = NULL;
 	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)]; e && !best;
 	     e = e->hnext) {
 		if (e->port != port || e->hostlen != hostlen || !host_eq(e->host, host, hostlen))
@@ -196,6 +198,17 @@ int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen,
 	if (best == NULL) {
 		p->misses++;
 		return -1;
+	}
+	/* Bytes may wait on it that the loop has not reported yet: the rest of what the origin
+	 * sent after a response whose body was spliced to its exact length, or bytes that came
+	 * in the same loop iteration as this request. Sent a request, ferry would read them as
+	 * its answer (another client's request may be the one that takes the connection). One
+	 * recv per reuse; its FIN is caught here too, which spares a retry. */
+	char byte;
+	ssize_t n = recv(best->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+		pool_drop(p, best);
+		goto again;
 	}
 	p->hits++;
 	*addr = best->addr;

@@ -49,7 +49,8 @@ void upstream_pool_destroy(struct upstream_pool *p);
  * resolves to now), most recently used first, or -1; *addr gets its address. The caller owns it
  * from now on; it is still registered with the loop, watched for LOOP_READ, and the caller
  * gives it its own handler (loop_set_handler): moving a connection in and out of the pool
- * costs no system call. */
+ * costs no loop system call. One recv(MSG_PEEK) checks that nothing waits on it: one with
+ * bytes or a FIN the loop has not reported yet is closed, never handed out. */
 int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
 		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr);
 /* Hand an idle connection (response complete, nothing pending) to the pool; the pool watches

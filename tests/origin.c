@@ -531,6 +531,12 @@ static const struct raw raws[] = {
 	RAW("fold_first", "HTTP/1.1 200 OK\r\n X-First: a\r\nContent-Length: 2\r\n"
 	    "Connection: close\r\n\r\nok"),
 	RAW("empty", ""),
+	RAW("no_content_cl", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"),
+	RAW("no_content_te", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n"
+	    "Connection: close\r\n\r\n"),
+	RAW("continue_framed", "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n"
+	    "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nLink: </a>\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
 	RAW("conn_te", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
 	    "Connection: transfer-encoding, close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
 	RAW("conn_cl", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: content-length, close\r\n"

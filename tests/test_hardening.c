@@ -413,6 +413,12 @@ static const struct shape request_shapes[] = {
 	      "GET http://127.0.0.1:@P/len/1 http/1.1\r\nHost: 127.0.0.1:@P\r\n\r\n"),
 	SHAPE(400, 0, "HTTP/0.9 simple request", "GET http://127.0.0.1:@P/len/1\r\n\r\n"),
 	SHAPE(505, 400, "HTTP/2 connection preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+	/* a bad request line alone, no blank line after it: refused at once, not at the
+	 * request_header deadline (30 s here, beyond the 5 s this test waits) */
+	SHAPE(400, 0, "HTTP/0.9 request line alone", "GET http://127.0.0.1:@P/len/1\r\n"),
+	SHAPE(400, 0, "HTTP/3 request line alone", "GET http://127.0.0.1:@P/len/1 HTTP/3\r\n"),
+	SHAPE(505, 0, "HTTP/2.0 request line alone", "GET http://127.0.0.1:@P/len/1 HTTP/2.0\r\n"),
+	SHAPE(400, 0, "request line alone with a bad target", "GET http://h/a\x01 HTTP/1.1\r\n"),
 };
 
 /* Send one shape to ferry while the listener lfd (the origin the shape names) watches. On a
@@ -888,6 +894,100 @@ START_TEST(response_shapes_502)
 	EXPECT(bad == 0, "%zu of %zu broken responses not answered 502:\n%.3000s", bad, n, fails);
 	expect_alive("broken responses");
 	free(fails);
+	end();
+}
+END_TEST
+
+/* The origin sends its head and a malformed first chunk in one write: nothing has reached the
+ * client yet, so it must get a 502 with a reason (it used to get an empty close: the queued
+ * head was dropped and the connection shut down as if part of a response had gone out). */
+START_TEST(response_bad_first_chunk_502)
+{
+	static const char *const raws[] = { "bad_chunk", "chunk_overflow" };
+	char *fails = fmt("%s", "");
+	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < n; k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *path = fmt("/raw/%s", raws[k]);
+		char *q = req("GET", path, "");
+		char *why = NULL;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		if (harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
+			why = fmt("no response (eof %d err %d)", c.eof, c.err);
+		else if (r.status != 502)
+			why = fmt("status %d, want 502", r.status);
+		else if (!harness_resp_has_token(&r, "Connection", "close"))
+			why = fmt("502 without Connection: close");
+		else if (!r.body || !strstr(r.body, "malformed chunked body"))
+			why = fmt("502 without the reason: \"%s\"", show(r.body, r.body_len));
+		if (why) {
+			char *f = fmt("%s  [%s] %s\n", fails, path, why);
+
+			free(fails);
+			fails = f;
+			bad++;
+		}
+		free(why);
+		harness_resp_free(&r);
+		harness_close(&c);
+		free(q);
+		free(path);
+	}
+	EXPECT(bad == 0, "%zu of %zu bad first chunks not answered 502:\n%.3000s", bad, n, fails);
+	expect_alive("bad first chunks");
+	free(fails);
+	end();
+}
+END_TEST
+
+/* 1xx and 204 responses carrying Content-Length or Transfer-Encoding reach the client without
+ * them: a client that honoured them would look for a body and read the next response as one. */
+START_TEST(response_bodiless_framing_dropped)
+{
+	static const char *const raws[] = { "no_content_cl", "no_content_te" };
+	struct harness_conn c;
+	struct harness_resp r;
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < sizeof(raws) / sizeof(raws[0]); k++) {
+		char *path = fmt("/raw/%s", raws[k]);
+		char *q = req("GET", path, "");
+
+		EXPECT(harness_request(ferry.port, q, &r, 0) == FERRY_OK && r.status == 204,
+		       "%s: status %d, want 204", path, r.status);
+		EXPECT(harness_resp_count(&r, "Content-Length") == 0 &&
+		       harness_resp_count(&r, "Transfer-Encoding") == 0,
+		       "%s: relayed with framing fields: \"%s\"", path, show(r.head, r.head_len));
+		harness_resp_free(&r);
+		free(q);
+		free(path);
+	}
+
+	char *q = req("GET", "/raw/continue_framed", "");
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	for (int want = 100; want <= 103; want += 3) {
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+		       r.status == want, "interim: status %d, want %d", r.status, want);
+		EXPECT(harness_resp_count(&r, "Content-Length") == 0 &&
+		       harness_resp_count(&r, "Transfer-Encoding") == 0,
+		       "%d relayed with framing fields: \"%s\"", want, show(r.head, r.head_len));
+		harness_resp_free(&r);
+	}
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+	       r.status == 200 && r.complete && strcmp(r.body, "ok") == 0,
+	       "final response after the interim ones: status %d", r.status);
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q);
+	expect_alive("bodiless responses");
 	end();
 }
 END_TEST
@@ -1708,6 +1808,101 @@ START_TEST(pooled_connection_dropped_post_not_retried)
 }
 END_TEST
 
+/* A client that half-closes (shutdown(SHUT_WR), as `printf ... | nc -N` does) after whole
+ * requests gets every answer, then a clean close; one that half-closes in the middle of a
+ * body gets a 400 saying so. It used to get a reset and no answer at all. */
+START_TEST(client_half_close)
+{
+	struct harness_conn c;
+	struct harness_resp r;
+	char *q1, *q2, *q3, *both, *cut, *cutb;
+
+	begin(_i); /* starts the origin: req() needs its port */
+	go();
+	q1 = req("GET", "/len/5", "");
+	q2 = req("GET", "/sleep/200", "");
+	q3 = req("POST", "/echo", "Content-Length: 2\r\n");
+	both = fmt("%s%s%shi", q1, q2, q3);
+	cut = req("POST", "/echo", "Content-Length: 10\r\n");
+	cutb = fmt("%shello", cut);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q1), FERRY_OK);
+	harness_shutdown_write(&c);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 200 &&
+	       r.complete && r.body_len == 5, "GET then half-close: status %d, complete %d "
+	       "(eof %d err %d)", r.status, r.complete, c.eof, c.err);
+	harness_resp_free(&r);
+	free(harness_read_to_close(&c, &(size_t){ 0 }, HARNESS_TIMEOUT_MS));
+	EXPECT(c.eof && !c.err, "GET then half-close: no clean close after the answer (err %d)",
+	       c.err);
+	harness_close(&c);
+
+	/* three pipelined requests, the second one slow, then the FIN: all three answered */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, both), FERRY_OK);
+	harness_shutdown_write(&c);
+	for (int k = 0; k < 3; k++) {
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+		       r.status == 200 && r.complete, "pipelined request %d before the FIN: "
+		       "status %d (eof %d err %d)", k + 1, r.status, c.eof, c.err);
+		if (k == 2)
+			EXPECT(r.body && strcmp(r.body, "hi") == 0, "third answer: \"%s\"",
+			       r.body ? show(r.body, r.body_len) : "");
+		harness_resp_free(&r);
+	}
+	harness_close(&c);
+
+	/* the FIN in the middle of the body */
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, cutb), FERRY_OK);
+	harness_shutdown_write(&c);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 400 &&
+	       harness_resp_has_token(&r, "Connection", "close") && r.body &&
+	       strstr(r.body, "cut short"), "half-close mid body: status %d (eof %d err %d)",
+	       r.status, c.eof, c.err);
+	harness_resp_free(&r);
+	harness_close(&c);
+	expect_alive("half-closing clients");
+	free(q1), free(q2), free(q3), free(both), free(cut), free(cutb);
+	end();
+}
+END_TEST
+
+/* An HTTP/1.0 request's Upgrade is ignored (RFC 9110 section 7.8): the origin gets no
+ * Upgrade (the test origin answers /ws with 426 then), and the client never gets a 101, which
+ * as a 1xx must not go to an HTTP/1.0 client. The same request in HTTP/1.1 is upgraded. */
+START_TEST(upgrade_from_http10_ignored)
+{
+	struct harness_conn c;
+	struct harness_resp r;
+	char *q10, *q11;
+
+	begin(_i);
+	go();
+	q10 = fmt("GET http://127.0.0.1:%d/ws HTTP/1.0\r\nUpgrade: websocket\r\n"
+		  "Connection: Upgrade\r\n\r\n", origin.port);
+	q11 = req("GET", "/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q10), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 426,
+	       "HTTP/1.0 upgrade request: status %d, want the origin's 426 (no Upgrade forwarded)",
+	       r.status);
+	harness_resp_free(&r);
+	harness_close(&c);
+
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q11), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 101,
+	       "HTTP/1.1 upgrade request: status %d, want 101", r.status);
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q10);
+	free(q11);
+	expect_alive("upgrade requests");
+	end();
+}
+END_TEST
+
 /* ==== suite ==== */
 
 struct test_entry {
@@ -1725,10 +1920,14 @@ static const struct test_entry tests[] = {
 	T("requests", chunked_request_body_malformed, 120),
 	T("responses", response_shapes_502, 60),
 	T("responses", response_content_length_repeated, 60),
+	T("responses", response_bad_first_chunk_502, 60),
+	T("requests", upgrade_from_http10_ignored, 60),
+	T("responses", response_bodiless_framing_dropped, 60),
 	T("limits", oversized_requests, 120),
 	T("abuse", slowloris, 90),
 	T("abuse", slow_reader, 90),
 	T("abuse", fd_exhaustion, 120),
+	T("faults", client_half_close, 60),
 	T("faults", origin_stalls_504, 60),
 	T("faults", origin_stalls_mid_body, 60),
 	T("faults", origin_resets_mid_body, 60),

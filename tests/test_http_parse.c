@@ -456,6 +456,51 @@ START_TEST(test_req_line_rejects)
 }
 END_TEST
 
+/* A request line that can never start a valid head is refused as soon as its CRLF is there,
+ * whether it arrives at once or a byte at a time; a good line waits for the rest. */
+START_TEST(test_req_line_refused_early)
+{
+	static const struct { const char *line; int status; } bad[] = {
+		{ "GET http://h/\r\n", 400 },           /* HTTP/0.9 */
+		{ "GET /\r\n", 400 },
+		{ "GET http://h/ HTTP/3\r\n", 400 },
+		{ "GET http://h/ HTTP/2.0\r\nHost: h\r\n", 505 },
+		{ "GET http://h/ HTTP/1.1 \r\n", 400 },
+		{ "GET  http://h/ HTTP/1.1\r\n", 400 },
+	};
+	struct http_head h;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *s = bad[i].line;
+		size_t n = strlen(s), scanned = 0, k;
+		const char *b = hold(s, n);
+		int r = FERRY_AGAIN;
+
+		h.fields = fields;
+		ck_assert_msg(http_parse_request(b, n, &scanned, &lim, &h) == FERRY_ERR &&
+			      h.error_status == bad[i].status, "not refused at once: %s", s);
+		/* byte by byte: AGAIN until the LF of the line, then the same error */
+		scanned = 0;
+		for (k = 1; k <= n && r == FERRY_AGAIN; k++)
+			r = http_parse_request(b, k, &scanned, &lim, &h);
+		ck_assert_msg(r == FERRY_ERR && h.error_status == bad[i].status,
+			      "byte by byte: %d/%d for %s", r, h.error_status, s);
+		ck_assert_msg(b[k - 2] == '\n', "refused before the LF of: %s", s);
+	}
+	/* a good line, and a good line trickled, wait for the fields */
+	{
+		const char *s = "GET http://h/ HTTP/1.1\r\nHost: h\r\n";
+		size_t n = strlen(s), scanned = 0;
+		const char *b = hold(s, n);
+
+		h.fields = fields;
+		for (size_t k = 1; k <= n; k++)
+			ck_assert_int_eq(http_parse_request(b, k, &scanned, &lim, &h), FERRY_AGAIN);
+	}
+	release();
+}
+END_TEST
+
 START_TEST(test_req_flags)
 {
 	struct http_head h;
@@ -781,6 +826,36 @@ START_TEST(test_target_connect)
 		ck_assert_msg(target_status(bad[i], 1) == 400, "accepted: %s", bad[i]);
 	/* an authority is not an absolute-form target */
 	ck_assert_int_eq(target_status("host:443", 0), 501);
+	release();
+}
+END_TEST
+
+/* Hosts that parsers read as different addresses, or as an address and a name, are refused:
+ * c-ares reads "0177.0.0.1" as 177.0.0.1 where browsers and inet_aton read 127.0.0.1, and
+ * takes "127.1" for a name. Hex and colons in brackets must be a real IPv6 address. */
+START_TEST(test_target_ambiguous_hosts)
+{
+	static const char *const bad[] = {
+		"http://0177.0.0.1/", "http://010.0.0.1:8080/", "http://127.1/", "http://2130706433/",
+		"http://0x7f.0.0.1/", "http://127.0.0.0x1/", "http://127.0.0.1./", "http://1.2.3.4.5/",
+		"http://256.0.0.1/", "http://1..2.3/", "http://%31%32%37.0.0.1/", "http://a.0x10/",
+		"http://example.1/", "http://[:::::::::::::1]/", "http://[1::2::3]/",
+		"http://[12345::1]/", "http://[::1.2.3]/",
+	};
+	static const char *const bad_connect[] = { "0177.0.0.1:443", "127.1:443", "[1::2::3]:443" };
+	static const char *const good[] = {
+		"http://0.0.0.0/", "http://255.255.255.255/", "http://10.0.0.1/", "http://1.2.3.4x/",
+		"http://0x7g/", "http://example.com./", "http://1e3/", "http://[::ffff:1.2.3.4]/",
+		"http://[fe80::1]/",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(target_status(bad[i], 0) == 400, "accepted: %s", bad[i]);
+	for (i = 0; i < sizeof bad_connect / sizeof bad_connect[0]; i++)
+		ck_assert_msg(target_status(bad_connect[i], 1) == 400, "accepted: %s", bad_connect[i]);
+	for (i = 0; i < sizeof good / sizeof good[0]; i++)
+		ck_assert_msg(target_status(good[i], 0) == 0, "refused: %s", good[i]);
 	release();
 }
 END_TEST
@@ -1441,6 +1516,7 @@ static Suite *http_parse_suite(void)
 	tcase_add_test(tc, test_req_field_syntax_rejects);
 	tcase_add_test(tc, test_req_line_rejects);
 	tcase_add_test(tc, test_req_flags);
+	tcase_add_test(tc, test_req_line_refused_early);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("response");
@@ -1453,6 +1529,7 @@ static Suite *http_parse_suite(void)
 	tcase_add_test(tc, test_target_absolute);
 	tcase_add_test(tc, test_target_rejects);
 	tcase_add_test(tc, test_target_connect);
+	tcase_add_test(tc, test_target_ambiguous_hosts);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("chunked");
