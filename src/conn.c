@@ -1891,8 +1891,8 @@ static int conn_splice_response(struct conn *c, int *progress)
  * origin, once the head and every buffered body byte are out; exactly req_left bytes, so a
  * pipelined request behind it stays in the socket for cin. A request with a body is never
  * retried, so nothing needs to keep it. FERRY_OK (splicing: the buffered path must not touch
- * the client's bytes meanwhile, or they would pass the pipe's), FERRY_AGAIN (not splicing), or
- * -1 when the connection was closed. */
+ * the client's bytes meanwhile, or they would pass the pipe's), FERRY_AGAIN (not splicing), 1
+ * when the request was answered with an error, or -1 when the connection was closed. */
 static int conn_splice_request(struct conn *c, int *progress)
 {
 	if (c->cpipe == NULL) {
@@ -1912,12 +1912,18 @@ static int conn_splice_request(struct conn *c, int *progress)
 		conn_set_timer(c, c->w->tl_upstream_idle);
 		*progress = 1;
 	}
-	if (r == FERRY_ERR || (c->c_eof && !c->req_scanned)) {
-		/* the client left in the middle of its body: stop the origin's work, as the buffered
-		 * path does */
-		conn_close(c, 1);
-		return -1;
+	if (r == FERRY_ERR || (c->c_eof && !c->req_scanned && !c->resp_head_sent)) {
+		/* the client left in the middle of its body, as the buffered path judges it: a FIN
+		 * gets a 400 (the request can never be complete), a reset stops the origin's work */
+		if (r == FERRY_ERR) {
+			conn_close(c, 1);
+			return -1;
+		}
+		conn_error(c, 400, "request body cut short by the client");
+		return 1;
 	}
+	if (c->c_eof && !c->req_scanned)
+		c->close_after = 1; /* finish the answer that already started, then close */
 	if (r == SPLICE_DST_FAILED) {
 		/* maybe the origin answered early and closed: read what it said; the rest of the
 		 * body is dropped, and the connection closes after the response */
@@ -1940,8 +1946,8 @@ static int conn_step_http(struct conn *c)
 
 	/* client -> origin inside the kernel, for the rest of a long request body */
 	int req_spliced = conn_splice_request(c, &progress);
-	if (req_spliced == -1)
-		return -1;
+	if (req_spliced == -1 || req_spliced == 1)
+		return req_spliced;
 
 	/* client -> ferry: more request body, or pipelined requests (kept in cin for later), or
 	 * the client going away while it waits */

@@ -1862,6 +1862,21 @@ START_TEST(client_half_close)
 	       r.status, c.eof, c.err);
 	harness_resp_free(&r);
 	harness_close(&c);
+
+	/* the same in a long body, which goes through a pipe (spliced) once it is under way */
+	char *big = req("POST", "/sink", "Content-Length: 4000000\r\n");
+	char *part = harness_pattern(300000);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, big), FERRY_OK);
+	ck_assert_int_eq(harness_send(&c, part, 300000), FERRY_OK);
+	harness_shutdown_write(&c);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 400 &&
+	       r.body && strstr(r.body, "cut short"), "half-close mid long body: status %d (eof %d err %d)",
+	       r.status, c.eof, c.err);
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(big);
+	free(part);
 	expect_alive("half-closing clients");
 	free(q1), free(q2), free(q3), free(both), free(cut), free(cutb);
 	end();
