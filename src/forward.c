@@ -162,7 +162,12 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 
 	put_slice(&o, h->method);
 	put(&o, " ", 1);
-	put_slice(&o, t->path);
+	/* "OPTIONS http://h HTTP/1.1" asks about the server, not its "/": the last proxy sends the
+	 * asterisk-form (RFC 9112 section 3.2.4); to a parent it becomes "http://h" again */
+	if (t->path_absent && h->method.len == 7 && memcmp(h->method.p, "OPTIONS", 7) == 0)
+		put(&o, "*", 1);
+	else
+		put_slice(&o, t->path);
 	puts_(&o, " HTTP/1.1\r\nHost: ");
 	if (t->host_is_ip6)
 		put(&o, "[", 1);
@@ -249,14 +254,17 @@ int forward_head_to_absolute(char *head, size_t *len, size_t cap, const char *ex
 		return FERRY_ERR;
 	memcpy(host, v, vl);
 	size_t at = (size_t)(sp - head) + 1;
-	memmove(head + at + 7 + vl, head + at, n - at);
+	/* "*" (an OPTIONS about the server) becomes "http://HOST" with no path, as the client
+	 * sent it; any other target is a path that "http://HOST" goes in front of */
+	undo->star = at + 1 < n && head[at] == '*' && head[at + 1] == ' ';
+	memmove(head + at + 7 + vl, head + at + undo->star, n - at - undo->star);
 	memcpy(head + at, "http://", 7);
 	memcpy(head + at + 7, host, vl);
-	n += 7 + vl;
+	n += 7 + vl - undo->star;
 	undo->target_at = at;
 	undo->target_len = 7 + vl;
 	if (el > 0) {
-		size_t x = le + 7 + vl + 2; /* after the request line's CRLF */
+		size_t x = le + 7 + vl - undo->star + 2; /* after the request line's CRLF */
 		memmove(head + x + el, head + x, n - x);
 		memcpy(head + x, extra, el);
 		n += el;
@@ -276,9 +284,11 @@ void forward_head_from_absolute(char *head, size_t *len, const struct forward_ab
 		n -= undo->extra_len;
 	}
 	if (undo->target_len > 0) {
-		memmove(head + undo->target_at, head + undo->target_at + undo->target_len,
+		memmove(head + undo->target_at + undo->star, head + undo->target_at + undo->target_len,
 			n - undo->target_at - undo->target_len);
-		n -= undo->target_len;
+		if (undo->star)
+			head[undo->target_at] = '*';
+		n -= undo->target_len - undo->star;
 	}
 	*len = n;
 }

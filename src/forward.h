@@ -25,6 +25,7 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 /* What forward_head_to_absolute inserted, so that forward_head_from_absolute can take it out. */
 struct forward_abs {
 	size_t target_at, target_len; /* "http://HOST" before the path */
+	size_t star;                  /* 1: it replaced the "*" of an OPTIONS */
 	size_t extra_at, extra_len;   /* the extra field line after the request line */
 };
 

@@ -793,6 +793,7 @@ int http_parse_target(const char *p, size_t len, int connect, struct http_target
 		return FERRY_ERR;
 	if (s == end) {
 		t->path = (struct http_slice){ "/", 1 };
+		t->path_absent = 1;
 	} else if (*s == '?') {
 		/* "http://host?q" would need "/" and "?q" glued together, and the path is one
 		 * slice into the caller's buffer: such targets are refused. */

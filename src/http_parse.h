@@ -149,6 +149,8 @@ struct http_target {
 	int port_given;          /* the target named a port */
 	struct http_slice path;  /* absolute-form: path and query, never empty ("/" when absent;
 				    the slice then points at a static "/") */
+	int path_absent;         /* absolute-form without a path ("http://h"): an OPTIONS to the
+				    origin then says "*" (RFC 9112 section 3.2.4) */
 	int error_status;
 	const char *error;
 };

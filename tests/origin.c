@@ -6,7 +6,7 @@
  * of CONNECT tunnel tests); port 0, the default, picks a free one. Prints "PORT ECHOPORT\n"
  * on stdout once both listen, then serves until killed. One thread per connection and
  * blocking sockets: simple and obviously right matters more here than speed.
- *
+ *   /headers      200, body = the request head exactly as received (also for the target "*")
  * The request path chooses the behaviour:
  *   /len/N        200, Content-Length N, body byte i = 'a' + i % 26
  *   /big/N        the same, written in large blocks (GiB streaming tests)
@@ -704,7 +704,7 @@ static void *serve_http(void *arg)
 				ok = send_head(fd, &rq, (int)n, NULL, -1);
 			else
 				ok = send_head(fd, &rq, (int)n, NULL, 0);
-		} else if (strcmp(rq.path, "/headers") == 0) {
+		} else if (strcmp(rq.path, "/headers") == 0 || strcmp(rq.path, "*") == 0) {
 			ok = send_simple(fd, &rq, 200, head, rq.head_len);
 		} else if (strcmp(rq.path, "/echo") == 0) {
 			if (sink.too_big)

@@ -658,6 +658,17 @@ START_TEST(absolute_form_rewrite)
 	forward_head_from_absolute(head, &len, &u);
 	head[len] = '\0';
 	ck_assert_str_eq(head, orig);
+	/* an OPTIONS about the server: "*" to an origin, "http://HOST" (no path) to a parent */
+	char star[512] = "OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n";
+	const char *star0 = "OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n";
+	len = strlen(star);
+	ck_assert_int_eq(forward_head_to_absolute(star, &len, sizeof(star), extra, &u), FERRY_OK);
+	star[len] = '\0';
+	ck_assert_str_eq(star, "OPTIONS http://example.com HTTP/1.1\r\nProxy-Authorization: Basic dTpw\r\n"
+			       "Host: example.com\r\n\r\n");
+	forward_head_from_absolute(star, &len, &u);
+	star[len] = '\0';
+	ck_assert_str_eq(star, star0);
 	char c[256];
 	ssize_t n = forward_connect_head("2001:db8::1", 1, 443, extra, "me:1", c, sizeof(c));
 	ck_assert_int_gt(n, 0);

@@ -1500,6 +1500,38 @@ START_TEST(max_forwards)
 }
 END_TEST
 
+/* "OPTIONS http://host:port" (no path) asks about the server: the origin gets the
+ * asterisk-form; with a path it gets the path (RFC 9112 section 3.2.4). */
+START_TEST(options_asterisk_form)
+{
+	struct harness_resp r;
+	char q[256];
+
+	begin(_i);
+	go();
+	snprintf(q, sizeof(q), "OPTIONS http://127.0.0.1:%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		 origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 200 && r.body && strncmp(r.body, "OPTIONS * HTTP/1.1\r\n", 20) == 0,
+	       "OPTIONS without a path: status %d, the origin got \"%.60s\"", r.status,
+	       r.body ? r.body : "");
+	harness_resp_free(&r);
+	snprintf(q, sizeof(q), "OPTIONS http://127.0.0.1:%d/headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		 origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 200 && r.body && strncmp(r.body, "OPTIONS /headers HTTP/1.1\r\n", 27) == 0,
+	       "OPTIONS with a path: status %d, the origin got \"%.60s\"", r.status, r.body ? r.body : "");
+	harness_resp_free(&r);
+	snprintf(q, sizeof(q), "GET http://127.0.0.1:%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		 origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 404, "GET without a path went to \"/\" (the origin has no \"/\"): status %d",
+	       r.status);
+	harness_resp_free(&r);
+	end();
+}
+END_TEST
+
 /* ==== suite ==== */
 
 struct test_entry {
@@ -1525,6 +1557,7 @@ static const struct test_entry tests[] = {
 	T("forward", relay_chunked, 1),
 	T("forward", relay_close_delimited, 1),
 	T("forward", relay_status_codes, 1),
+	T("forward", options_asterisk_form, 1),
 	T("tunnel", connect_tunnel_echo, 1),
 	T("tunnel", connect_half_close, 1),
 	T("tunnel", connect_port_not_allowed, 1),
