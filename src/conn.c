@@ -1664,6 +1664,12 @@ static int conn_parse_response(struct conn *c)
 				conn_error(c, 502, "origin switched protocols without being asked");
 				return FERRY_ERR;
 			}
+			if (!(h.flags & HTTP_F_HAS_UPGRADE)) {
+				/* RFC 9110 section 15.2.2: a 101 names the protocol it switches to; a
+				 * client cannot know what the bytes after this one are */
+				conn_error(c, 502, "origin switched protocols without naming one (no Upgrade)");
+				return FERRY_ERR;
+			}
 			if (conn_begin_upgrade(c, &h) != FERRY_OK) {
 				conn_error(c, 502, "response head too large");
 				return FERRY_ERR;

@@ -531,6 +531,7 @@ static const struct raw raws[] = {
 	RAW("fold_first", "HTTP/1.1 200 OK\r\n X-First: a\r\nContent-Length: 2\r\n"
 	    "Connection: close\r\n\r\nok"),
 	RAW("empty", ""),
+	RAW("switch_unnamed", "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nwhat is this"),
 	RAW("no_content_cl", "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"),
 	RAW("no_content_te", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n"
 	    "Connection: close\r\n\r\n"),

@@ -898,6 +898,28 @@ START_TEST(response_shapes_502)
 }
 END_TEST
 
+/* A 101 to a client that asked for websocket, without an Upgrade field saying what the
+ * connection now speaks: 502, not a tunnel of unknown bytes. */
+START_TEST(switch_without_upgrade_502)
+{
+	struct harness_resp r;
+
+	begin(_i);
+	go();
+	char *q = req("GET", "/raw/switch_unnamed", "Connection: upgrade\r\nUpgrade: websocket\r\n");
+	struct harness_conn c;
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK && r.status == 502 &&
+	       r.body && strstr(r.body, "Upgrade"), "101 without Upgrade: status %d (eof %d err %d)",
+	       r.status, c.eof, c.err);
+	harness_resp_free(&r);
+	harness_close(&c);
+	free(q);
+	end();
+}
+END_TEST
+
 /* The origin sends its head and a malformed first chunk in one write: nothing has reached the
  * client yet, so it must get a 502 with a reason (it used to get an empty close: the queued
  * head was dropped and the connection shut down as if part of a response had gone out). */
@@ -1936,6 +1958,7 @@ static const struct test_entry tests[] = {
 	T("responses", response_shapes_502, 60),
 	T("responses", response_content_length_repeated, 60),
 	T("responses", response_bad_first_chunk_502, 60),
+	T("responses", switch_without_upgrade_502, 60),
 	T("requests", upgrade_from_http10_ignored, 60),
 	T("responses", response_bodiless_framing_dropped, 60),
 	T("limits", oversized_requests, 120),
