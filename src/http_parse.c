@@ -270,7 +270,8 @@ struct framing {
 	int response;
 };
 
-/* 1*DIGIT, at most 19 digits (fits in uint64_t), as a list whose elements must agree. */
+/* 1*DIGIT, at most 19 digits and at most 2^63-1 (what a next hop reading a signed 64-bit
+ * length, as nginx's off_t does, reads the same), as a list whose elements must agree. */
 static int parse_content_length(struct http_slice v, uint64_t *out)
 {
 	const char *p = v.p, *end = v.p + v.len;
@@ -287,7 +288,7 @@ static int parse_content_length(struct http_slice v, uint64_t *out)
 			x = x * 10 + (uint64_t)(*p - '0');
 			p++;
 		}
-		if (p == start || (have && x != first))
+		if (p == start || x > (uint64_t)INT64_MAX || (have && x != first))
 			return -1;
 		first = x;
 		have = 1;
@@ -855,7 +856,8 @@ static int chunk_byte(struct http_chunked *c, unsigned char ch)
 	switch (s) {
 	case CH_SIZE:
 		if (HAS(ch, C_HEX)) {
-			if (++c->digits > 16)
+			/* at most 2^63-1, as for Content-Length */
+			if (++c->digits > 16 || (c->remaining >> 59) != 0)
 				goto err_size;
 			c->remaining = c->remaining << 4 |
 				       (uint64_t)(IS_DIGIT(ch) ? ch - '0' : (ch | 0x20) - 'a' + 10);
