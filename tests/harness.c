@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@
 
 /* ---- time ---- */
 
-static long long now_ms(void)
+long long harness_now_ms(void)
 {
 	struct timespec ts;
 
@@ -42,12 +43,12 @@ static long long now_ms(void)
 
 static int left_ms(long long deadline)
 {
-	long long l = deadline - now_ms();
+	long long l = deadline - harness_now_ms();
 
 	return l < 0 ? 0 : (int)l;
 }
 
-static void sleep_ms(int ms)
+void harness_sleep_ms(int ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
 
@@ -79,7 +80,7 @@ static void untrack(pid_t pid)
 /* Wait at most ms for pid; its wait status, or -1 if it is still running. */
 static int wait_bounded(pid_t pid, int ms)
 {
-	long long deadline = now_ms() + ms;
+	long long deadline = harness_now_ms() + ms;
 	int st;
 
 	for (;;) {
@@ -89,9 +90,9 @@ static int wait_bounded(pid_t pid, int ms)
 			return st;
 		if (r < 0 && errno != EINTR)
 			return 0; /* not our child any more: nothing to wait for */
-		if (now_ms() >= deadline)
+		if (harness_now_ms() >= deadline)
 			return -1;
-		sleep_ms(5);
+		harness_sleep_ms(5);
 	}
 }
 
@@ -195,7 +196,7 @@ int harness_origin_start(struct harness_origin *o)
 	int pfd[2];
 	char line[64];
 	size_t n = 0;
-	long long deadline = now_ms() + START_MS;
+	long long deadline = harness_now_ms() + START_MS;
 
 	memset(o, 0, sizeof(*o));
 	if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -495,6 +496,30 @@ static int owns_listener(pid_t pid, int port)
 	return found;
 }
 
+char *harness_fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
+void harness_show_log(const struct harness_ferry *f)
+{
+	if (!f->log[0])
+		return;
+	char *log = harness_ferry_log(f);
+	size_t n = strlen(log);
+
+	fprintf(stderr, "---- ferry log (%s), last bytes ----\n%s\n----\n", f->log,
+		n > 3000 ? log + n - 3000 : log);
+	free(log);
+}
+
 char *harness_ferry_log(const struct harness_ferry *f)
 {
 	return slurp(f->log);
@@ -530,7 +555,7 @@ int harness_ferry_start_nofile(struct harness_ferry *f, const struct harness_con
 
 	for (int attempt = 0; attempt < 3; attempt++) {
 		const char *argv[] = { ferry_bin(), "-f", "-c", f->conf, NULL };
-		long long deadline = now_ms() + START_MS;
+		long long deadline = harness_now_ms() + START_MS;
 		int logfd, st;
 
 		f->port = harness_free_port();
@@ -553,12 +578,12 @@ int harness_ferry_start_nofile(struct harness_ferry *f, const struct harness_con
 			}
 			if (can_connect(f->port) && owns_listener(f->pid, f->port))
 				return FERRY_OK;
-			if (now_ms() >= deadline) {
+			if (harness_now_ms() >= deadline) {
 				dump_log(f, "did not accept connections within 5 s");
 				harness_ferry_stop(f);
 				return FERRY_ERR;
 			}
-			sleep_ms(10);
+			harness_sleep_ms(10);
 		}
 		/* Exit 3 is a start failure such as the port taken since we picked it. */
 		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 3)) {
@@ -599,7 +624,7 @@ int harness_run_ferry(struct harness_run *r, const char *const args[], int timeo
 	int po[2], pe[2];
 	size_t na = 0, cap[2] = { 0, 0 }, len[2] = { 0, 0 };
 	char *bufs[2] = { NULL, NULL };
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 	int st;
 
 	memset(r, 0, sizeof(*r));
@@ -708,7 +733,7 @@ int harness_connect(struct harness_conn *c, int port)
 int harness_send(struct harness_conn *c, const void *p, size_t n)
 {
 	const char *s = p;
-	long long deadline = now_ms() + HARNESS_TIMEOUT_MS;
+	long long deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
 
 	while (n > 0) {
 		ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
@@ -808,7 +833,7 @@ static void conn_consume(struct harness_conn *c, size_t n)
 
 size_t harness_read_atleast(struct harness_conn *c, size_t n, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 
 	while (c->len < n && conn_fill(c, deadline) > 0)
 		;
@@ -832,7 +857,7 @@ char *harness_take(struct harness_conn *c, size_t n)
 
 char *harness_read_to_close(struct harness_conn *c, size_t *n, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 
 	while (conn_fill(c, deadline) > 0)
 		;
@@ -843,7 +868,7 @@ char *harness_read_to_close(struct harness_conn *c, size_t *n, int timeout_ms)
 int harness_pump(struct harness_conn *c, const void *out, size_t outlen, int shut, size_t want,
 		 char **in, size_t *inlen, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 	const char *o = out;
 	size_t sent = 0;
 	int shut_done = !shut;
@@ -875,7 +900,7 @@ int harness_pump(struct harness_conn *c, const void *out, size_t outlen, int shu
 			break;
 		}
 		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-			if (conn_fill(c, now_ms()) < 0 && c->err == ETIMEDOUT)
+			if (conn_fill(c, harness_now_ms()) < 0 && c->err == ETIMEDOUT)
 				c->err = 0; /* nothing there after all */
 		}
 		if (sent < outlen && (p.revents & POLLOUT)) {
@@ -1085,7 +1110,7 @@ static void read_chunked(struct harness_conn *c, struct harness_resp *r, size_t 
 int harness_read_response(struct harness_conn *c, struct harness_resp *r, int flags,
 			  int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 	const char *end;
 	size_t cap = 0;
 
@@ -1181,7 +1206,7 @@ static char *proc_stat_rest(pid_t pid, char *buf, size_t cap)
 
 pid_t harness_ferry_child(const struct harness_ferry *f, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 
 	for (;;) {
 		DIR *d = opendir("/proc");
@@ -1202,9 +1227,9 @@ pid_t harness_ferry_child(const struct harness_ferry *f, int timeout_ms)
 		}
 		if (d)
 			closedir(d);
-		if (found > 0 || now_ms() >= deadline)
+		if (found > 0 || harness_now_ms() >= deadline)
 			return found;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 }
 

@@ -79,6 +79,23 @@ int harness_ferry_stop_log(struct harness_ferry *f, char **log);
 /* ferry's log so far, NUL-terminated, malloc'd (never NULL). */
 char *harness_ferry_log(const struct harness_ferry *f);
 
+/* On a failed check, the end of ferry's log next to Check's message (nothing when f never
+ * started). HARNESS_EXPECT is ck_assert_msg that shows it first. */
+void harness_show_log(const struct harness_ferry *f);
+#define HARNESS_EXPECT(f, cond, ...)                                                   \
+	do {                                                                           \
+		if (!(cond)) {                                                         \
+			harness_show_log(f);                                           \
+			ck_abort_msg(__VA_ARGS__);                                     \
+		}                                                                      \
+	} while (0)
+
+/* printf into a new string (abort when memory ran out); free it. */
+char *harness_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+/* CLOCK_MONOTONIC in ms, and a sleep that resumes after signals. */
+long long harness_now_ms(void);
+void harness_sleep_ms(int ms);
+
 /* Stop whatever this process started and has not stopped yet (Check teardown). */
 void harness_cleanup(void);
 

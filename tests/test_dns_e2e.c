@@ -16,7 +16,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,47 +46,7 @@ static void teardown(void)
 	unsetenv("CARES_HOSTS");
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* On failure, show the end of ferry's log next to Check's message. */
-static void show_log(void)
-{
-	if (!ferry.log[0])
-		return;
-	char *log = harness_ferry_log(&ferry);
-	size_t n = strlen(log);
-
-	fprintf(stderr, "---- ferry log (%s), last bytes ----\n%s\n----\n", ferry.log,
-		n > 3000 ? log + n - 3000 : log);
-	free(log);
-}
-
-#define EXPECT(cond, ...)                                                              \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			show_log();                                                    \
-			ck_abort_msg(__VA_ARGS__);                                     \
-		}                                                                      \
-	} while (0)
+#define EXPECT(cond, ...) HARNESS_EXPECT(&ferry, cond, __VA_ARGS__)
 
 /* Start the origin and the fake DNS server; the base config for multiplexer i, asking
  * only the fake server. */
@@ -131,8 +90,8 @@ static void hosts_file(const char *text)
 /* GET http://host:ORIGIN/headers through ferry; one response in r. */
 static void get_host(const char *host, struct harness_resp *r)
 {
-	char *q = fmt("GET http://%s:%d/headers HTTP/1.1\r\nHost: %s:%d\r\n"
-		      "Connection: close\r\n\r\n", host, origin.port, host, origin.port);
+	char *q = harness_fmt("GET http://%s:%d/headers HTTP/1.1\r\nHost: %s:%d\r\n"
+		              "Connection: close\r\n\r\n", host, origin.port, host, origin.port);
 
 	EXPECT(harness_request(ferry.port, q, r, 0) == FERRY_OK, "no valid response to: %s", q);
 	free(q);
@@ -142,7 +101,7 @@ static void get_host(const char *host, struct harness_resp *r)
 static void expect_reached_origin(const char *host)
 {
 	struct harness_resp r;
-	char *want = fmt("\r\nHost: %s:%d\r\n", host, origin.port);
+	char *want = harness_fmt("\r\nHost: %s:%d\r\n", host, origin.port);
 
 	get_host(host, &r);
 	EXPECT(r.status == 200, "http://%s: status %d, body \"%.300s\"", host, r.status,
@@ -186,7 +145,7 @@ START_TEST(unknown_host_502)
 	EXPECT(fake_dns_queries(fdns, "foo.invalid") >= 1, "ferry did not ask the [dns] server");
 
 	/* A failed CONNECT is an ordinary response, body included (only a 2xx has none). */
-	q = fmt("CONNECT bar.invalid:%d HTTP/1.1\r\nHost: bar.invalid:%d\r\n\r\n",
+	q = harness_fmt("CONNECT bar.invalid:%d HTTP/1.1\r\nHost: bar.invalid:%d\r\n\r\n",
 		origin.echo_port, origin.echo_port);
 	EXPECT(harness_request(ferry.port, q, &r, 0) == FERRY_OK,
 	       "no response to CONNECT bar.invalid");
@@ -234,7 +193,7 @@ START_TEST(fallback_to_next_address)
 
 	/* 127.0.0.2 alone refuses, so the 200 below did come from the fallback. */
 	get_host("refuse.test", &r);
-	port = fmt("port %d", origin.port);
+	port = harness_fmt("port %d", origin.port);
 	expect_error_body(&r, 502, "refuse.test", "refuse.test", port);
 	harness_resp_free(&r);
 	free(port);
@@ -374,9 +333,9 @@ START_TEST(dns_timeout)
 	harness_conf_set(&conf, "timeouts", "dns", "0.5");
 	fake_dns_silent(fdns, "slow.test");
 	go();
-	start = now_ms();
+	start = harness_now_ms();
 	get_host("slow.test", &r);
-	took = now_ms() - start;
+	took = harness_now_ms() - start;
 	EXPECT(r.status == 502 || r.status == 504, "slow.test: status %d", r.status);
 	EXPECT(strcasestr(r.body, "timeout") || strcasestr(r.body, "timed out"),
 	       "slow.test: body \"%s\" does not say timeout", r.body);

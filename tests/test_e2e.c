@@ -7,7 +7,6 @@
 #endif
 #include <check.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,39 +27,7 @@ static void teardown(void)
 	harness_cleanup();
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
-/* On failure, show the end of ferry's log next to Check's message. */
-static void show_log(void)
-{
-	if (!ferry.log[0])
-		return;
-	char *log = harness_ferry_log(&ferry);
-	size_t n = strlen(log);
-
-	fprintf(stderr, "---- ferry log (%s), last bytes ----\n%s\n----\n", ferry.log,
-		n > 3000 ? log + n - 3000 : log);
-	free(log);
-}
-
-#define EXPECT(cond, ...)                                                              \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			show_log();                                                    \
-			ck_abort_msg(__VA_ARGS__);                                     \
-		}                                                                      \
-	} while (0)
+#define EXPECT(cond, ...) HARNESS_EXPECT(&ferry, cond, __VA_ARGS__)
 
 /* Start the origin and prepare the base config for multiplexer i. */
 static void begin(int i)
@@ -85,8 +52,8 @@ static void end(void)
 /* "METHOD http://127.0.0.1:ORIGIN/path HTTP/1.1" plus Host, extra fields, empty line. */
 static char *req(const char *method, const char *path, const char *extra)
 {
-	return fmt("%s http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", method,
-		   origin.port, path, origin.port, extra ? extra : "");
+	return harness_fmt("%s http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", method,
+		           origin.port, path, origin.port, extra ? extra : "");
 }
 
 static int is_pattern(const char *p, size_t n)
@@ -101,7 +68,7 @@ static int is_pattern(const char *p, size_t n)
 static unsigned long origin_serial(void)
 {
 	struct harness_resp r;
-	char *q = fmt("GET /conn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	char *q = harness_fmt("GET /conn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 	unsigned long serial = 0;
 
 	ck_assert_int_eq(harness_request(origin.port, q, &r, 0), FERRY_OK);
@@ -226,8 +193,8 @@ START_TEST(cli_check_invalid)
 	struct harness_run r;
 	char *p = strdup(tfile("bad.ini"));
 	const char *args[] = { "-t", "-c", p, NULL };
-	char *want3 = fmt("ferry: %s: line 3: ", p);
-	char *want6 = fmt("ferry: %s: line 6: ", p);
+	char *want3 = harness_fmt("ferry: %s: line 3: ", p);
+	char *want6 = harness_fmt("ferry: %s: line 6: ", p);
 
 	ck_assert_int_eq(harness_write_file(p, "[server]\n"
 					       "listen = 127.0.0.1:3128\n"
@@ -255,7 +222,7 @@ START_TEST(cli_check_out_of_range)
 	struct harness_run r;
 	char *p = strdup(tfile("range.ini"));
 	const char *args[] = { "-t", "-c", p, NULL };
-	char *want = fmt("ferry: %s: line 4: ", p);
+	char *want = harness_fmt("ferry: %s: line 4: ", p);
 
 	ck_assert_int_eq(harness_write_file(p, "; comment\n"
 					       "[server]\n"
@@ -334,10 +301,10 @@ START_TEST(get_rewritten_to_origin_form)
 
 	begin(_i);
 	go();
-	q = fmt("GET http://127.0.0.1:%d/headers HTTP/1.1\r\nHost: wrong.example\r\n"
+	q = harness_fmt("GET http://127.0.0.1:%d/headers HTTP/1.1\r\nHost: wrong.example\r\n"
 		"Proxy-Connection: keep-alive\r\nX-Custom: kept\r\nConnection: close\r\n\r\n",
 		origin.port);
-	host = fmt("\r\nHost: 127.0.0.1:%d\r\n", origin.port);
+	host = harness_fmt("\r\nHost: 127.0.0.1:%d\r\n", origin.port);
 	one(q, &r, 0);
 	EXPECT(r.status == 200, "status %d", r.status);
 	EXPECT(strncmp(r.body, "GET /headers HTTP/1.1\r\n", 23) == 0,
@@ -409,7 +376,7 @@ static void relay_sizes(const char *kind, const size_t *sizes, size_t nsizes)
 {
 	for (size_t k = 0; k < nsizes; k++) {
 		struct harness_resp r;
-		char *path = fmt("/%s/%zu", kind, sizes[k]);
+		char *path = harness_fmt("/%s/%zu", kind, sizes[k]);
 		char *q = req("GET", path, "Connection: close\r\n");
 
 		one(q, &r, 0);
@@ -470,7 +437,7 @@ START_TEST(relay_status_codes)
 	go();
 	for (size_t k = 0; k < sizeof(codes) / sizeof(codes[0]); k++) {
 		struct harness_resp r;
-		char *path = fmt("/status/%d", codes[k]);
+		char *path = harness_fmt("/status/%d", codes[k]);
 		char *q = req("GET", path, "Connection: close\r\n");
 
 		one(q, &r, 0);
@@ -489,7 +456,7 @@ END_TEST
 static void connect_tunnel(struct harness_conn *c, int port)
 {
 	struct harness_resp r;
-	char *q = fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port, port);
+	char *q = harness_fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port, port);
 
 	ck_assert_int_eq(harness_connect(c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(c, q), FERRY_OK);
@@ -563,7 +530,7 @@ START_TEST(connect_port_not_allowed)
 
 	begin(_i);
 	go();
-	q = fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", origin.port,
+	q = harness_fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", origin.port,
 		origin.port);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
@@ -586,10 +553,10 @@ START_TEST(connect_refused_502)
 	char *q;
 
 	begin(_i);
-	ports = fmt("%d, %d", origin.echo_port, closed);
+	ports = harness_fmt("%d, %d", origin.echo_port, closed);
 	harness_conf_set(&conf, "access", "connect_ports", ports);
 	go();
-	q = fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
+	q = harness_fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
 	one(q, &r, 0);
 	EXPECT(r.status == 502, "CONNECT to a closed port: status %d, want 502", r.status);
 	harness_resp_free(&r);
@@ -643,8 +610,8 @@ static void expect_400s(const char *const *bad, size_t n, int status)
 	for (size_t k = 0; k < n; k++) {
 		struct harness_conn c;
 		struct harness_resp r;
-		char *q = fmt(bad[k], origin.port, origin.port);
-		char *what = fmt("request #%zu \"%.60s\"", k, q);
+		char *q = harness_fmt(bad[k], origin.port, origin.port);
+		char *what = harness_fmt("request #%zu \"%.60s\"", k, q);
 
 		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
@@ -687,7 +654,7 @@ START_TEST(unreachable_origin_502)
 
 	begin(_i);
 	go();
-	q = fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
+	q = harness_fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
@@ -716,7 +683,7 @@ START_TEST(connect_timeout_504)
 	begin(_i);
 	harness_conf_set(&conf, "timeouts", "connect", "0.5");
 	go();
-	q = fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port, port);
+	q = harness_fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port, port);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
@@ -745,8 +712,9 @@ START_TEST(processes_and_threads_concurrent)
 	go();
 	/* all requests in flight at once, then all answers collected */
 	for (int k = 0; k < N; k++) {
-		paths[k] = k % 3 == 0 ? fmt("/len/%d", 50000 + k) :
-			   k % 3 == 1 ? fmt("/chunked/%d", 30000 + k) : fmt("/sleep/%d", 50);
+		paths[k] = k % 3 == 0 ? harness_fmt("/len/%d", 50000 + k)
+			   : k % 3 == 1 ? harness_fmt("/chunked/%d", 30000 + k)
+					: harness_fmt("/sleep/%d", 50);
 		char *q = req("GET", paths[k], "Connection: close\r\n");
 
 		EXPECT(harness_connect(&c[k], ferry.port) == FERRY_OK, "connect #%d", k);
@@ -815,13 +783,13 @@ START_TEST(pipelined_in_order)
 	static const int lens[] = { 3, 7, 0, 11, 5 };
 	const size_t n = sizeof(paths) / sizeof(paths[0]);
 	struct harness_conn c;
-	char *all = fmt("%s", "");
+	char *all = harness_fmt("%s", "");
 
 	begin(_i);
 	go();
 	for (size_t k = 0; k < n; k++) {
 		char *q = req("GET", paths[k], "");
-		char *a = fmt("%s%s", all, q);
+		char *a = harness_fmt("%s%s", all, q);
 
 		free(all);
 		free(q);
@@ -862,8 +830,8 @@ START_TEST(post_content_length_echo)
 	struct harness_resp r;
 	size_t n = 300000;
 	char *body = binary_body(n);
-	char *extra = fmt("Content-Length: %zu\r\nContent-Type: application/octet-stream\r\n"
-			  "Connection: close\r\n", n);
+	char *extra = harness_fmt("Content-Length: %zu\r\nContent-Type: application/octet-stream\r\n"
+			          "Connection: close\r\n", n);
 	char *q;
 
 	begin(_i);
@@ -901,7 +869,7 @@ START_TEST(post_chunked_echo)
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-		char *line = fmt(k % 2 ? "%zX;ext=1\r\n" : "%zx\r\n", sizes[k]);
+		char *line = harness_fmt(k % 2 ? "%zX;ext=1\r\n" : "%zx\r\n", sizes[k]);
 
 		ck_assert_int_eq(harness_send_str(&c, line), FERRY_OK);
 		ck_assert_int_eq(harness_send(&c, body + total, sizes[k]), FERRY_OK);
@@ -972,7 +940,7 @@ START_TEST(long_body_then_reuse)
 	       sscanf(r.body, "%lu %lu", &s1, &n1) == 2, "first /conn failed (status %d)", r.status);
 	harness_resp_free(&r);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-		char *path = fmt("/len/%zu", sizes[k]);
+		char *path = harness_fmt("/len/%zu", sizes[k]);
 		char *q = req("GET", path, "");
 
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
@@ -1101,7 +1069,7 @@ START_TEST(all_methods_forwarded)
 	for (size_t k = 0; k < sizeof(methods) / sizeof(methods[0]); k++) {
 		struct harness_resp r;
 		char *q = req(methods[k], "/headers", "Content-Length: 0\r\nConnection: close\r\n");
-		char *line = fmt("%s /headers HTTP/1.1\r\n", methods[k]);
+		char *line = harness_fmt("%s /headers HTTP/1.1\r\n", methods[k]);
 
 		one(q, &r, 0);
 		EXPECT(r.status == 200 && strncmp(r.body, line, strlen(line)) == 0,
@@ -1164,7 +1132,7 @@ START_TEST(request_framing_400)
 	expect_400s(bad, 9, 400);
 	for (size_t k = 9; k < sizeof(bad) / sizeof(bad[0]); k++) {
 		struct harness_resp r;
-		char *q = fmt(bad[k], origin.port, origin.port);
+		char *q = harness_fmt(bad[k], origin.port, origin.port);
 
 		if (harness_request(ferry.port, q, &r, 0) == FERRY_OK)
 			EXPECT(r.status == 400 || r.status == 502,
@@ -1188,7 +1156,7 @@ START_TEST(response_framing_502)
 	go();
 	for (size_t k = 0; k < sizeof(raws) / sizeof(raws[0]); k++) {
 		struct harness_resp r;
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "Connection: close\r\n");
 
 		one(q, &r, 0);
@@ -1209,7 +1177,7 @@ START_TEST(response_truncated_never_clean)
 	go();
 	for (size_t k = 0; k < sizeof(raws) / sizeof(raws[0]); k++) {
 		struct harness_resp r;
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "");
 
 		/* keep-alive asked for: a clean end would have to be a complete body */
@@ -1232,7 +1200,7 @@ START_TEST(http10_client_gets_close_delimited)
 
 	begin(_i);
 	go();
-	q = fmt("GET http://127.0.0.1:%d/chunked/5000 HTTP/1.0\r\n\r\n", origin.port);
+	q = harness_fmt("GET http://127.0.0.1:%d/chunked/5000 HTTP/1.0\r\n\r\n", origin.port);
 	one(q, &r, 0);
 	EXPECT(r.status == 200, "status %d", r.status);
 	EXPECT(!harness_resp_has_token(&r, "Transfer-Encoding", "chunked"),
@@ -1331,7 +1299,7 @@ START_TEST(request_header_deadline)
 	harness_conf_set(&conf, "timeouts", "request_header", "0.5");
 	go();
 	/* a head that never ends (slowloris) */
-	q = fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", origin.port,
+	q = harness_fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", origin.port,
 		origin.port);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
@@ -1357,12 +1325,12 @@ START_TEST(hostname_from_hosts_file)
 	begin(_i);
 	harness_conf_set(&conf, "timeouts", "dns", "2");
 	go();
-	q = fmt("GET http://localhost:%d/headers HTTP/1.1\r\nHost: localhost:%d\r\n"
+	q = harness_fmt("GET http://localhost:%d/headers HTTP/1.1\r\nHost: localhost:%d\r\n"
 		"Connection: close\r\n\r\n", origin.port, origin.port);
 	one(q, &r, 0);
 	EXPECT(r.status == 200, "http://localhost: status %d", r.status);
 	free(q);
-	q = fmt("\r\nHost: localhost:%d\r\n", origin.port);
+	q = harness_fmt("\r\nHost: localhost:%d\r\n", origin.port);
 	EXPECT(strstr(r.body, q) != NULL, "Host for a name target: \"%.600s\"", r.body);
 	harness_resp_free(&r);
 	free(q);
@@ -1378,7 +1346,7 @@ START_TEST(error_bodies_text_plain)
 
 	begin(_i);
 	go();
-	q = fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
+	q = harness_fmt("GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", closed, closed);
 	one(q, &r, 0);
 	EXPECT(r.status == 502, "status %d", r.status);
 	EXPECT(harness_resp_header(&r, "Content-Type") &&
@@ -1400,7 +1368,7 @@ START_TEST(limits_414_431)
 	struct harness_conn c;
 	struct harness_resp r;
 	char *longpath = harness_pattern(300);
-	char *q, *fields = fmt("%s", ""), *big = harness_pattern(3000);
+	char *q, *fields = harness_fmt("%s", ""), *big = harness_pattern(3000);
 
 	begin(_i);
 	harness_conf_set(&conf, "limits", "request_line", "128");
@@ -1419,7 +1387,7 @@ START_TEST(limits_414_431)
 	free(q);
 
 	for (int k = 0; k < 20; k++) {
-		char *f = fmt("%sX-F%d: %d\r\n", fields, k, k);
+		char *f = harness_fmt("%sX-F%d: %d\r\n", fields, k, k);
 
 		free(fields);
 		fields = f;
@@ -1435,7 +1403,7 @@ START_TEST(limits_414_431)
 	free(q);
 
 	free(fields);
-	fields = fmt("Cookie: %s\r\n", big);
+	fields = harness_fmt("Cookie: %s\r\n", big);
 	q = req("GET", "/len/1", fields);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
@@ -1460,7 +1428,7 @@ START_TEST(https_target_501)
 
 	begin(_i);
 	go();
-	q = fmt("GET https://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", origin.port,
+	q = harness_fmt("GET https://127.0.0.1:%d/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", origin.port,
 		origin.port);
 	one(q, &r, 0);
 	EXPECT(r.status == 501, "https:// target: status %d, want 501", r.status);

@@ -16,7 +16,6 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,54 +43,7 @@ static void teardown(void)
 	harness_cleanup();
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static void show_log(void)
-{
-	if (!ferry.log[0])
-		return;
-	char *log = harness_ferry_log(&ferry);
-	size_t n = strlen(log);
-
-	fprintf(stderr, "---- ferry log (%s), last bytes ----\n%s\n----\n", ferry.log,
-		n > 3000 ? log + n - 3000 : log);
-	free(log);
-}
-
-#define EXPECT(cond, ...)                                                              \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			show_log();                                                    \
-			ck_abort_msg(__VA_ARGS__);                                     \
-		}                                                                      \
-	} while (0)
+#define EXPECT(cond, ...) HARNESS_EXPECT(&ferry, cond, __VA_ARGS__)
 
 static void begin(int i)
 {
@@ -128,8 +80,8 @@ static void end(void)
 
 static char *req(const char *method, const char *path, const char *extra)
 {
-	return fmt("%s http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", method,
-		   origin.port, path, origin.port, extra ? extra : "");
+	return harness_fmt("%s http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n", method,
+		           origin.port, path, origin.port, extra ? extra : "");
 }
 
 static int is_pattern(const char *p, size_t n)
@@ -222,7 +174,7 @@ static char *with_port(const char *text, size_t len, int port, size_t *outlen)
  * *how: 1 EOF, 2 error (reset), 0 stop found or timeout. malloc'd, NUL-terminated. */
 static char *fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int *how)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = harness_now_ms() + timeout_ms;
 	size_t cap = 4096, len = 0;
 	char *b = malloc(cap + 1);
 
@@ -231,7 +183,7 @@ static char *fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int
 	for (;;) {
 		if (stop && len && memmem(b, len, stop, strlen(stop)))
 			break;
-		long long left = deadline - now_ms();
+		long long left = deadline - harness_now_ms();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
@@ -437,28 +389,28 @@ static int shape_refused(const struct shape *s, int lfd, int oport, char **fails
 	ck_assert_int_eq(harness_send(&c, q, qlen), FERRY_OK);
 	/* whatever reached the origin, ferry did before it answered */
 	if (harness_read_response(&c, &r, 0, 5000) != FERRY_OK) {
-		why = fmt("no response (eof %d err %d)", c.eof, c.err);
+		why = harness_fmt("no response (eof %d err %d)", c.eof, c.err);
 	} else if (r.status != s->status && (s->alt == 0 || r.status != s->alt)) {
-		why = fmt("status %d, want %d", r.status, s->status);
+		why = harness_fmt("status %d, want %d", r.status, s->status);
 	} else if (!harness_resp_has_token(&r, "Connection", "close")) {
-		why = fmt("%d without Connection: close", r.status);
+		why = harness_fmt("%d without Connection: close", r.status);
 	} else {
 		rest = harness_read_to_close(&c, &rest_len, 5000);
 		if (!(c.eof || c.err == ECONNRESET))
-			why = fmt("connection not closed after the %d (err %d)", r.status, c.err);
+			why = harness_fmt("connection not closed after the %d (err %d)", r.status, c.err);
 		else if (rest_len)
-			why = fmt("%zu bytes after the %d: \"%s\"", rest_len, r.status,
-				  show(rest, rest_len));
+			why = harness_fmt("%zu bytes after the %d: \"%s\"", rest_len, r.status,
+				          show(rest, rest_len));
 	}
 	ufd = harness_accept(lfd, why ? 0 : 50);
 	if (ufd >= 0) {
 		seen = fd_collect(ufd, NULL, 300, &seen_len, &how);
 		close(ufd);
 		free(why);
-		why = fmt("reached the origin (%zu bytes: \"%s\")", seen_len, show(seen, seen_len));
+		why = harness_fmt("reached the origin (%zu bytes: \"%s\")", seen_len, show(seen, seen_len));
 	}
 	if (why) {
-		char *f = fmt("%s  [%s] %s\n", *fails, s->name, why);
+		char *f = harness_fmt("%s  [%s] %s\n", *fails, s->name, why);
 
 		free(*fails);
 		*fails = f;
@@ -477,7 +429,7 @@ static int shape_refused(const struct shape *s, int lfd, int oport, char **fails
 START_TEST(request_shapes_refused)
 {
 	int oport, lfd = harness_listen(0, 64, &oport);
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t n = sizeof(request_shapes) / sizeof(request_shapes[0]), bad = 0;
 
 	ck_assert_int_ge(lfd, 0);
@@ -525,7 +477,7 @@ static const struct hop_case hop_cases[] = {
 START_TEST(connection_names_framing_field)
 {
 	int oport, lfd = harness_listen(0, 64, &oport);
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t bad = 0, n = sizeof(hop_cases) / sizeof(hop_cases[0]);
 
 	ck_assert_int_ge(lfd, 0);
@@ -547,8 +499,8 @@ START_TEST(connection_names_framing_field)
 		if (ufd < 0) {
 			if (harness_read_response(&c, &r, 0, 5000) != FERRY_OK ||
 			    r.status != 400 || !harness_resp_has_token(&r, "Connection", "close"))
-				why = fmt("neither forwarded nor refused with 400 (status %d)",
-					  r.status);
+				why = harness_fmt("neither forwarded nor refused with 400 (status %d)",
+					          r.status);
 			harness_resp_free(&r);
 		} else {
 			/* the head, then whatever follows within a moment */
@@ -561,13 +513,13 @@ START_TEST(connection_names_framing_field)
 			int te = head_has_field(seen, hl, "Transfer-Encoding", "chunked");
 
 			if (!hend)
-				why = fmt("no complete head reached the origin");
+				why = harness_fmt("no complete head reached the origin");
 			else if (blen > 0 && !cl && !te)
-				why = fmt("origin got %zu body bytes with no framing field: head \"%s\"",
-					  blen, show(seen, hl));
+				why = harness_fmt("origin got %zu body bytes with no framing field: head \"%s\"",
+					          blen, show(seen, hl));
 			else if (blen != strlen(h->body) && (cl || te))
-				why = fmt("origin got %zu body bytes, want %zu", blen,
-					  strlen(h->body));
+				why = harness_fmt("origin got %zu body bytes, want %zu", blen,
+					          strlen(h->body));
 			/* answer, so that the client's exchange ends */
 			send(ufd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
 			     57, MSG_NOSIGNAL);
@@ -575,7 +527,7 @@ START_TEST(connection_names_framing_field)
 			free(more);
 		}
 		if (why) {
-			char *f = fmt("%s  [%s] %s\n", fails, h->name, why);
+			char *f = harness_fmt("%s  [%s] %s\n", fails, h->name, why);
 
 			free(fails);
 			fails = f;
@@ -607,7 +559,7 @@ START_TEST(content_length_repeated_normalised)
 		"Content-Length: 5\r\nContent-Length: 5\r\n",
 		"Content-Length: 5,5\r\nContent-Length: 5\r\n",
 	};
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t bad = 0, n = sizeof(shapes) / sizeof(shapes[0]);
 
 	begin(_i);
@@ -622,15 +574,15 @@ START_TEST(content_length_repeated_normalised)
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&c, "hello"), FERRY_OK);
 		if (harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
-			why = fmt("no response (eof %d err %d)", c.eof, c.err);
+			why = harness_fmt("no response (eof %d err %d)", c.eof, c.err);
 		else if (r.status != 400 && r.status != 200)
-			why = fmt("status %d", r.status);
+			why = harness_fmt("status %d", r.status);
 		else if (r.status == 200 &&
 			 (head_count_field(r.body, r.body_len, "Content-Length") != 1 ||
 			  !head_has_field(r.body, r.body_len, "Content-Length", "5")))
-			why = fmt("reached the origin as \"%s\"", show(r.body, r.body_len));
+			why = harness_fmt("reached the origin as \"%s\"", show(r.body, r.body_len));
 		if (why) {
-			char *f = fmt("%s  [%s] %s\n", fails, show(shapes[k], strlen(shapes[k])), why);
+			char *f = harness_fmt("%s  [%s] %s\n", fails, show(shapes[k], strlen(shapes[k])), why);
 
 			free(fails);
 			fails = f;
@@ -734,37 +686,37 @@ static char *chunk_case_run(const struct chunk_case *cc, int lfd, int oport, int
 {
 	struct harness_conn c;
 	struct harness_resp r;
-	char *head = fmt("POST http://127.0.0.1:%d/x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-			 "Transfer-Encoding: chunked\r\n\r\n", oport, oport);
+	char *head = harness_fmt("POST http://127.0.0.1:%d/x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+			         "Transfer-Encoding: chunked\r\n\r\n", oport, oport);
 	size_t tl = cc->len, seen_len = 0, more_len = 0;
 	char *seen = NULL, *more = NULL, *why = NULL, *allowed;
 	int ufd = -1, how = 0, how2 = 0;
 
-	allowed = fmt("%s%.*s", FIRST_CHUNK, (int)cc->safe, cc->tail);
+	allowed = harness_fmt("%s%.*s", FIRST_CHUNK, (int)cc->safe, cc->tail);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, head), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, FIRST_CHUNK), FERRY_OK);
 	if (staged) {
 		ufd = harness_accept(lfd, 5000);
 		if (ufd < 0) {
-			why = fmt("staged: the head never reached the origin");
+			why = harness_fmt("staged: the head never reached the origin");
 			goto out;
 		}
 		seen = fd_collect(ufd, FIRST_CHUNK, 5000, &seen_len, &how);
 		if (!memmem(seen, seen_len, FIRST_CHUNK, strlen(FIRST_CHUNK))) {
-			why = fmt("staged: the first chunk never reached the origin (\"%s\")",
-				  show(seen, seen_len));
+			why = harness_fmt("staged: the first chunk never reached the origin (\"%s\")",
+				          show(seen, seen_len));
 			goto out;
 		}
 	}
 	ck_assert_int_eq(harness_send(&c, cc->tail, tl), FERRY_OK);
 	if (harness_read_response(&c, &r, 0, 5000) != FERRY_OK) {
-		why = fmt("no response (eof %d err %d)", c.eof, c.err);
+		why = harness_fmt("no response (eof %d err %d)", c.eof, c.err);
 		goto out;
 	}
 	if (r.status != 400 || !harness_resp_has_token(&r, "Connection", "close"))
-		why = fmt("status %d%s, want 400 with Connection: close", r.status,
-			  harness_resp_has_token(&r, "Connection", "close") ? "" : " (no close)");
+		why = harness_fmt("status %d%s, want 400 with Connection: close", r.status,
+			          harness_resp_has_token(&r, "Connection", "close") ? "" : " (no close)");
 	harness_resp_free(&r);
 	if (why)
 		goto out;
@@ -775,7 +727,7 @@ static char *chunk_case_run(const struct chunk_case *cc, int lfd, int oport, int
 	/* everything the origin got, to the end: ferry must close the connection */
 	more = fd_collect(ufd, NULL, 5000, &more_len, &how2);
 	if (how2 == 0) {
-		why = fmt("ferry did not close the origin connection after the bad chunk");
+		why = harness_fmt("ferry did not close the origin connection after the bad chunk");
 		goto out;
 	}
 	{
@@ -792,14 +744,14 @@ static char *chunk_case_run(const struct chunk_case *cc, int lfd, int oport, int
 		hend = memmem(all, tot, "\r\n\r\n", 4);
 		if (!hend) {
 			if (tot)
-				why = fmt("origin got a partial head \"%s\"", show(all, tot));
+				why = harness_fmt("origin got a partial head \"%s\"", show(all, tot));
 		} else {
 			size_t hl = (size_t)(hend - all) + 4;
 			size_t bl = tot - hl;
 
 			if (bl > strlen(allowed) || memcmp(all + hl, allowed, bl) != 0)
-				why = fmt("origin got body bytes beyond the valid prefix: \"%s\"",
-					  show(all + hl, bl));
+				why = harness_fmt("origin got body bytes beyond the valid prefix: \"%s\"",
+					          show(all + hl, bl));
 		}
 		free(all);
 	}
@@ -817,7 +769,7 @@ out:
 START_TEST(chunked_request_body_malformed)
 {
 	int oport, lfd = harness_listen(0, 64, &oport);
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t n = sizeof(chunk_cases) / sizeof(chunk_cases[0]), bad = 0;
 
 	ck_assert_int_ge(lfd, 0);
@@ -828,8 +780,8 @@ START_TEST(chunked_request_body_malformed)
 			char *why = chunk_case_run(&chunk_cases[k], lfd, oport, staged);
 
 			if (why) {
-				char *f = fmt("%s  [%s, %s] %s\n", fails, chunk_cases[k].name,
-					      staged ? "after the head was forwarded" : "at once", why);
+				char *f = harness_fmt("%s  [%s, %s] %s\n", fails, chunk_cases[k].name,
+					              staged ? "after the head was forwarded" : "at once", why);
 
 				free(fails);
 				fails = f;
@@ -858,7 +810,7 @@ START_TEST(response_shapes_502)
 					    "http2", "icy", "bare_lf", "cl_list", "cl_signed",
 					    "cl_vt", "te_xchunked", "te_twice", "bad_name",
 					    "fold_first", "empty", "many_fields" };
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
 
 	begin(_i);
@@ -866,20 +818,20 @@ START_TEST(response_shapes_502)
 	for (size_t k = 0; k < n; k++) {
 		struct harness_conn c;
 		struct harness_resp r;
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "");
 		char *why = NULL;
 
 		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		if (harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
-			why = fmt("no response (eof %d err %d)", c.eof, c.err);
+			why = harness_fmt("no response (eof %d err %d)", c.eof, c.err);
 		else if (r.status != 502)
-			why = fmt("status %d, want 502", r.status);
+			why = harness_fmt("status %d, want 502", r.status);
 		else if (!harness_resp_has_token(&r, "Connection", "close"))
-			why = fmt("502 without Connection: close");
+			why = harness_fmt("502 without Connection: close");
 		if (why) {
-			char *f = fmt("%s  [%s] %s\n", fails, path, why);
+			char *f = harness_fmt("%s  [%s] %s\n", fails, path, why);
 
 			free(fails);
 			fails = f;
@@ -926,7 +878,7 @@ END_TEST
 START_TEST(response_bad_first_chunk_502)
 {
 	static const char *const raws[] = { "bad_chunk", "chunk_overflow" };
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
 
 	begin(_i);
@@ -934,22 +886,22 @@ START_TEST(response_bad_first_chunk_502)
 	for (size_t k = 0; k < n; k++) {
 		struct harness_conn c;
 		struct harness_resp r;
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "");
 		char *why = NULL;
 
 		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		if (harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
-			why = fmt("no response (eof %d err %d)", c.eof, c.err);
+			why = harness_fmt("no response (eof %d err %d)", c.eof, c.err);
 		else if (r.status != 502)
-			why = fmt("status %d, want 502", r.status);
+			why = harness_fmt("status %d, want 502", r.status);
 		else if (!harness_resp_has_token(&r, "Connection", "close"))
-			why = fmt("502 without Connection: close");
+			why = harness_fmt("502 without Connection: close");
 		else if (!r.body || !strstr(r.body, "malformed chunked body"))
-			why = fmt("502 without the reason: \"%s\"", show(r.body, r.body_len));
+			why = harness_fmt("502 without the reason: \"%s\"", show(r.body, r.body_len));
 		if (why) {
-			char *f = fmt("%s  [%s] %s\n", fails, path, why);
+			char *f = harness_fmt("%s  [%s] %s\n", fails, path, why);
 
 			free(fails);
 			fails = f;
@@ -979,7 +931,7 @@ START_TEST(response_bodiless_framing_dropped)
 	begin(_i);
 	go();
 	for (size_t k = 0; k < sizeof(raws) / sizeof(raws[0]); k++) {
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "");
 
 		EXPECT(harness_request(ferry.port, q, &r, 0) == FERRY_OK && r.status == 204,
@@ -1019,31 +971,31 @@ END_TEST
 START_TEST(response_content_length_repeated)
 {
 	static const char *const raws[] = { "cl_same_list", "cl_dup_same" };
-	char *fails = fmt("%s", "");
+	char *fails = harness_fmt("%s", "");
 	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
 
 	begin(_i);
 	go();
 	for (size_t k = 0; k < n; k++) {
 		struct harness_resp r;
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "");
 		char *why = NULL;
 		const char *cl;
 
 		if (harness_request(ferry.port, q, &r, 0) != FERRY_OK)
-			why = fmt("no response");
+			why = harness_fmt("no response");
 		else if (r.status != 502 && r.status != 200)
-			why = fmt("status %d", r.status);
+			why = harness_fmt("status %d", r.status);
 		else if (r.status == 200 &&
 			 (harness_resp_count(&r, "Content-Length") != 1 ||
 			  strcmp((cl = harness_resp_header(&r, "Content-Length")), "2") != 0))
-			why = fmt("relayed with %d Content-Length field(s): \"%s\"",
-				  harness_resp_count(&r, "Content-Length"), show(r.head, r.head_len));
+			why = harness_fmt("relayed with %d Content-Length field(s): \"%s\"",
+				          harness_resp_count(&r, "Content-Length"), show(r.head, r.head_len));
 		else if (r.status == 200 && !(r.complete && strcmp(r.body, "ok") == 0))
-			why = fmt("body \"%s\"", show(r.body, r.body_len));
+			why = harness_fmt("body \"%s\"", show(r.body, r.body_len));
 		if (why) {
-			char *f = fmt("%s  [%s] %s\n", fails, path, why);
+			char *f = harness_fmt("%s  [%s] %s\n", fails, path, why);
 
 			free(fails);
 			fails = f;
@@ -1136,10 +1088,10 @@ START_TEST(oversized_requests)
 	ck_assert_msg(child > 0, "ferry's child process not found");
 	rss0 = child_kb(child, "VmRSS");
 
-	long_target = fmt("GET http://127.0.0.1:%d/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
-			  origin.port, pat, origin.port);
-	long_field = fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-			 "Cookie: %s\r\n\r\n", origin.port, origin.port, pat);
+	long_target = harness_fmt("GET http://127.0.0.1:%d/%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+			          origin.port, pat, origin.port);
+	long_field = harness_fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+			         "Cookie: %s\r\n\r\n", origin.port, origin.port, pat);
 	many = malloc(5000 * 24 + 256);
 	ck_assert_ptr_nonnull(many);
 	ml = (size_t)sprintf(many, "GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n",
@@ -1232,10 +1184,10 @@ static long long timed_request(void)
 {
 	struct harness_resp r;
 	char *q = req("GET", "/len/1000", "Connection: close\r\n");
-	long long t0 = now_ms();
+	long long t0 = harness_now_ms();
 	int ok = harness_request(ferry.port, q, &r, 0) == FERRY_OK && r.status == 200 &&
 		 r.complete && r.body_len == 1000;
-	long long t = now_ms() - t0;
+	long long t = harness_now_ms() - t0;
 
 	harness_resp_free(&r);
 	free(q);
@@ -1260,8 +1212,8 @@ START_TEST(slowloris)
 	begin(_i);
 	harness_conf_set(&conf, "timeouts", "request_header", "2");
 	go();
-	head = fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-		   "User-Agent: slowloris\r\n", origin.port, origin.port);
+	head = harness_fmt("GET http://127.0.0.1:%d/len/1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+		           "User-Agent: slowloris\r\n", origin.port, origin.port);
 	hlen = strlen(head);
 	for (int i = 0; i < n; i++) {
 		struct harness_conn c;
@@ -1269,12 +1221,12 @@ START_TEST(slowloris)
 		EXPECT(harness_connect(&c, ferry.port) == FERRY_OK, "slow client %d: connect", i);
 		s[i].fd = c.fd;
 	}
-	start = now_ms();
+	start = harness_now_ms();
 	next_tick = start;
 	next_probe = start + 300;
 	open_left = n;
-	while (open_left > 0 && now_ms() - start < 20000) {
-		long long now = now_ms();
+	while (open_left > 0 && harness_now_ms() - start < 20000) {
+		long long now = harness_now_ms();
 
 		if (now >= next_tick) {
 			/* one more byte for every slow client that has no answer yet */
@@ -1283,7 +1235,7 @@ START_TEST(slowloris)
 					continue;
 				if (send(s[i].fd, head + s[i].sent, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
 					if (s[i].sent++ == 0)
-						s[i].first_ms = now_ms();
+						s[i].first_ms = harness_now_ms();
 				}
 			}
 			next_tick += 1000;
@@ -1308,7 +1260,7 @@ START_TEST(slowloris)
 				np++;
 			}
 		long long wait = (next_probe < next_tick && now - start < 1800 ? next_probe : next_tick) -
-				 now_ms();
+				 harness_now_ms();
 
 		if (poll(pfd, (nfds_t)np, wait < 0 ? 0 : (int)wait) <= 0)
 			continue;
@@ -1329,7 +1281,7 @@ START_TEST(slowloris)
 				s[i].resp[s[i].rlen] = '\0';
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 				s[i].reset = r < 0;
-				s[i].done_ms = now_ms();
+				s[i].done_ms = harness_now_ms();
 				close(s[i].fd);
 				s[i].fd = -1;
 				open_left--;
@@ -1394,7 +1346,7 @@ START_TEST(slow_reader)
 	child = harness_ferry_child(&ferry, 5000);
 	ck_assert_msg(child > 0, "ferry's child process not found");
 	rss0 = child_kb(child, "VmRSS");
-	q = fmt("GET http://127.0.0.1:%d/big HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", oport, oport);
+	q = harness_fmt("GET http://127.0.0.1:%d/big HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", oport, oport);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	ufd = harness_accept(lfd, 5000);
@@ -1406,8 +1358,8 @@ START_TEST(slow_reader)
 	EXPECT(send(ufd, rh, sizeof(rh) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(rh) - 1),
 	       "origin: cannot send the head");
 	/* write until ferry stops taking bytes for a whole second */
-	last_progress = now_ms();
-	while (sent < TOTAL && now_ms() - last_progress < 1000) {
+	last_progress = harness_now_ms();
+	while (sent < TOTAL && harness_now_ms() - last_progress < 1000) {
 		struct pollfd p = { .fd = ufd, .events = POLLOUT };
 		size_t off = (size_t)(sent % 26);
 		size_t want = 26 * 10000 - off;
@@ -1420,12 +1372,12 @@ START_TEST(slow_reader)
 
 		if (w > 0) {
 			sent += w;
-			last_progress = now_ms();
+			last_progress = harness_now_ms();
 		} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
 			break;
 		}
 	}
-	paused_at = now_ms();
+	paused_at = harness_now_ms();
 	rss1 = child_kb(child, "VmRSS");
 	fprintf(stderr, "slow_reader (%s): origin wrote %lld bytes before blocking; child VmRSS "
 		"%ld -> %ld kB\n", muxes[_i], sent, rss0, rss1);
@@ -1436,7 +1388,7 @@ START_TEST(slow_reader)
 
 	/* now ferry must give up at upstream_idle and close the origin side */
 	char *rest = fd_collect(ufd, NULL, 15000, &got, &how);
-	long long closed_after = now_ms() - paused_at;
+	long long closed_after = harness_now_ms() - paused_at;
 
 	free(rest);
 	EXPECT(how != 0, "ferry kept the origin connection open %lld ms after the client stopped "
@@ -1503,8 +1455,8 @@ START_TEST(fd_exhaustion)
 	}
 	for (int k = 0; k < TUNNELS; k++) {
 		struct harness_resp r;
-		char *cq = fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
-			       origin.echo_port, origin.echo_port);
+		char *cq = harness_fmt("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+			               origin.echo_port, origin.echo_port);
 
 		ck_assert_int_eq(harness_connect(&tun[k], ferry.port), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&tun[k], cq), FERRY_OK);
@@ -1526,13 +1478,13 @@ START_TEST(fd_exhaustion)
 		       strerror(errno));
 		connect(att[k], (struct sockaddr *)&sa, sizeof(sa));
 		if ((k + 1) % BURST == 0) {
-			sleep_ms(20);
+			harness_sleep_ms(20);
 			for (int j = k + 1 - BURST; j <= k; j += 3)
 				send(att[j], "GET http://", 11, MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
 	}
 	/* wait until ferry's child holds (almost) all its descriptors */
-	for (long long t0 = now_ms(); now_ms() - t0 < 10000; sleep_ms(50)) {
+	for (long long t0 = harness_now_ms(); harness_now_ms() - t0 < 10000; harness_sleep_ms(50)) {
 		nfds = harness_proc_nfds(child);
 		if (nfds > peak)
 			peak = nfds;
@@ -1541,11 +1493,11 @@ START_TEST(fd_exhaustion)
 	}
 	EXPECT(peak >= NOFILE - 8, "ferry's child never reached its descriptor limit (peak %d of "
 	       "%d): this test proves nothing", peak, NOFILE);
-	sleep_ms(300); /* let the acceptor meet EMFILE */
+	harness_sleep_ms(300); /* let the acceptor meet EMFILE */
 
 	/* idle at the limit: no spinning */
 	cpu0 = harness_proc_cpu_ms(child);
-	sleep_ms(1000);
+	harness_sleep_ms(1000);
 	cpu1 = harness_proc_cpu_ms(child);
 	fprintf(stderr, "fd_exhaustion (%s): %d fds before the attempts, %d at the limit, %lld ms "
 		"CPU in 1 s at the limit\n", muxes[_i], base_fds, peak, cpu1 - cpu0);
@@ -1578,9 +1530,9 @@ START_TEST(fd_exhaustion)
 		close(att[k]);
 	{
 		int ok = 0;
-		long long t0 = now_ms();
+		long long t0 = harness_now_ms();
 
-		while (!ok && now_ms() - t0 < 20000) {
+		while (!ok && harness_now_ms() - t0 < 20000) {
 			struct harness_resp r;
 			char *cq = req("GET", "/len/100", "Connection: close\r\n");
 
@@ -1589,13 +1541,13 @@ START_TEST(fd_exhaustion)
 			harness_resp_free(&r);
 			free(cq);
 			if (!ok)
-				sleep_ms(200);
+				harness_sleep_ms(200);
 		}
 		EXPECT(ok, "no new request succeeded within 20 s after the attempts closed");
 		for (int k = 0; k < 5; k++)
 			expect_alive("fd exhaustion");
 	}
-	for (long long t0 = now_ms(); now_ms() - t0 < 10000; sleep_ms(50)) {
+	for (long long t0 = harness_now_ms(); harness_now_ms() - t0 < 10000; harness_sleep_ms(50)) {
 		nfds = harness_proc_nfds(child);
 		if (nfds <= base_fds + 4)
 			break;
@@ -1627,12 +1579,13 @@ START_TEST(origin_stalls_504)
 	go();
 	q = req("GET", "/stall", "");
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
 	       "stalled origin: no response (err %d)", c.err);
 	EXPECT(r.status == 504, "stalled origin: status %d, want 504", r.status);
-	EXPECT(now_ms() - t0 >= 800, "504 after %lld ms, before upstream_idle (1 s)", now_ms() - t0);
+	EXPECT(harness_now_ms() - t0 >= 800, "504 after %lld ms, before upstream_idle (1 s)",
+	       harness_now_ms() - t0);
 	EXPECT(harness_resp_has_token(&r, "Connection", "close"), "504 without Connection: close");
 	harness_resp_free(&r);
 	harness_close(&c);
@@ -1710,7 +1663,7 @@ START_TEST(origin_resets_mid_body)
 	go();
 	for (size_t k = 0; k < sizeof(raws) / sizeof(raws[0]); k++) {
 		struct harness_resp r;
-		char *path = fmt("/raw/%s", raws[k]);
+		char *path = harness_fmt("/raw/%s", raws[k]);
 		char *q = req("GET", path, "");
 
 		if (harness_request(ferry.port, q, &r, 0) == FERRY_OK)
@@ -1779,7 +1732,7 @@ START_TEST(pooled_connection_closed_while_idle)
 		       r.status == 200 && strcmp(r.body, "idle") == 0, "round %d: /idleclose: "
 		       "status %d", round, r.status);
 		harness_resp_free(&r);
-		sleep_ms(500); /* the origin closes its side after 200 ms of silence */
+		harness_sleep_ms(500); /* the origin closes its side after 200 ms of silence */
 		ck_assert_int_eq(harness_send_str(&c, q2), FERRY_OK);
 		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
 		       "round %d: request after the origin closed the pooled connection: no "
@@ -1844,9 +1797,9 @@ START_TEST(client_half_close)
 	q1 = req("GET", "/len/5", "");
 	q2 = req("GET", "/sleep/200", "");
 	q3 = req("POST", "/echo", "Content-Length: 2\r\n");
-	both = fmt("%s%s%shi", q1, q2, q3);
+	both = harness_fmt("%s%s%shi", q1, q2, q3);
 	cut = req("POST", "/echo", "Content-Length: 10\r\n");
-	cutb = fmt("%shello", cut);
+	cutb = harness_fmt("%shello", cut);
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q1), FERRY_OK);
 	harness_shutdown_write(&c);
@@ -1916,8 +1869,8 @@ START_TEST(upgrade_from_http10_ignored)
 
 	begin(_i);
 	go();
-	q10 = fmt("GET http://127.0.0.1:%d/ws HTTP/1.0\r\nUpgrade: websocket\r\n"
-		  "Connection: Upgrade\r\n\r\n", origin.port);
+	q10 = harness_fmt("GET http://127.0.0.1:%d/ws HTTP/1.0\r\nUpgrade: websocket\r\n"
+		          "Connection: Upgrade\r\n\r\n", origin.port);
 	q11 = req("GET", "/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\n");
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, q10), FERRY_OK);

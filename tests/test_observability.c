@@ -70,19 +70,6 @@ static char *in_dir(const char *name)
 	return o;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The whole file, NUL-terminated (empty when it does not exist). */
 static char *read_file(const char *path)
 {
@@ -117,13 +104,13 @@ static int count_lines(const char *s)
 /* Wait (hang guard: 5 s) until path holds at least n lines; returns its text. */
 static char *wait_lines(const char *path, int n)
 {
-	long long end = mono_ms() + 5000;
+	long long end = harness_now_ms() + 5000;
 	for (;;) {
 		char *s = read_file(path);
-		if (count_lines(s) >= n || mono_ms() > end)
+		if (count_lines(s) >= n || harness_now_ms() > end)
 			return s;
 		free(s);
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 }
 
@@ -970,10 +957,10 @@ START_TEST(access_log_flushed_and_reopened)
 	ck_assert_int_eq(kill(ferry.pid, SIGUSR1), 0);
 	/* both children must have reopened: send until each process has taken a request, i.e.
 	 * enough requests that the new file fills; every line after the signal lands there */
-	long long end = mono_ms() + 5000;
+	long long end = harness_now_ms() + 5000;
 	int sent = 0;
 	char *fresh = NULL;
-	sleep_ms(200); /* the signal is asynchronous: let it arrive */
+	harness_sleep_ms(200); /* the signal is asynchronous: let it arrive */
 	do {
 		for (int i = 0; i < 4; i++, sent++) {
 			ck_assert_int_eq(harness_request(ferry.port, req, &r, 0), FERRY_OK);
@@ -981,7 +968,7 @@ START_TEST(access_log_flushed_and_reopened)
 		}
 		free(fresh);
 		fresh = wait_lines(in_dir("access.log"), sent);
-	} while (count_lines(fresh) < sent && mono_ms() < end);
+	} while (count_lines(fresh) < sent && harness_now_ms() < end);
 	ck_assert_msg(count_lines(fresh) == sent, "new file has %d of %d lines", count_lines(fresh), sent);
 	free(fresh);
 
@@ -1035,14 +1022,14 @@ static void scrape(struct prom *p)
 /* Wait (hang guard 5 s) until series reaches at least want. */
 static double scrape_until(struct prom *p, const char *series, double want)
 {
-	long long end = mono_ms() + 5000;
+	long long end = harness_now_ms() + 5000;
 	double v;
 	for (;;) {
 		scrape(p);
 		v = prom_get(p, series);
-		if (v >= want || mono_ms() > end)
+		if (v >= want || harness_now_ms() > end)
 			return v;
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 }
 
@@ -1055,9 +1042,9 @@ START_TEST(metrics_parse_and_move)
 	ck_assert(prom_get(&p, "ferry_config_generation") == 1);
 	ck_assert(prom_get(&p, "ferry_draining") == 0);
 	/* both children have started and claimed their slots */
-	long long end = mono_ms() + 5000;
-	while (prom_get(&p, "ferry_children") < 2 && mono_ms() < end) {
-		sleep_ms(20);
+	long long end = harness_now_ms() + 5000;
+	while (prom_get(&p, "ferry_children") < 2 && harness_now_ms() < end) {
+		harness_sleep_ms(20);
 		scrape(&p);
 	}
 	ck_assert(prom_get(&p, "ferry_children") == 2);
@@ -1091,14 +1078,14 @@ START_TEST(metrics_parse_and_move)
 	ck_assert(scrape_until(&p, "ferry_upstream_pool_misses_total", miss0 + 1) >= miss0 + 1);
 	/* each child's workers are listed (once the children have started their workers) */
 	int workers = 0;
-	end = mono_ms() + 5000;
+	end = harness_now_ms() + 5000;
 	for (;;) {
 		workers = 0;
 		for (int i = 0; i < p.n; i++)
 			workers += strncmp(p.s[i].series, "ferry_worker_connections{", 25) == 0;
-		if (workers >= 4 || mono_ms() > end)
+		if (workers >= 4 || harness_now_ms() > end)
 			break;
-		sleep_ms(20);
+		harness_sleep_ms(20);
 		scrape(&p);
 	}
 	ck_assert_int_eq(workers, 4); /* 2 processes x 2 threads */
@@ -1115,11 +1102,11 @@ START_TEST(metrics_parse_and_move)
 	ck_assert(scrape_until(&p, "ferry_connections_open{kind=\"tunnel\"}", 1) == 1);
 	ck_assert(prom_get(&p, "ferry_connections_open{kind=\"client\"}") >= 1);
 	harness_close(&c);
-	end = mono_ms() + 5000;
+	end = harness_now_ms() + 5000;
 	do {
-		sleep_ms(20);
+		harness_sleep_ms(20);
 		scrape(&p);
-	} while (prom_get(&p, "ferry_connections_open{kind=\"tunnel\"}") != 0 && mono_ms() < end);
+	} while (prom_get(&p, "ferry_connections_open{kind=\"tunnel\"}") != 0 && harness_now_ms() < end);
 	ck_assert(prom_get(&p, "ferry_connections_open{kind=\"tunnel\"}") == 0);
 	ck_assert(prom_get(&p, "ferry_tunnels_total") >= 1);
 
@@ -1130,17 +1117,17 @@ START_TEST(metrics_parse_and_move)
 	ck_assert_int_eq(kill(child, SIGKILL), 0);
 	char dead_pid[32];
 	snprintf(dead_pid, sizeof(dead_pid), "pid=\"%d\"", (int)child);
-	end = mono_ms() + 8000;
+	end = harness_now_ms() + 8000;
 	int gone = 0;
 	do {
-		sleep_ms(20);
+		harness_sleep_ms(20);
 		scrape(&p);
 		ck_assert(prom_get(&p, "ferry_requests_total{class=\"2xx\"}") >= before);
 		gone = 1;
 		for (int i = 0; i < p.n; i++)
 			if (strstr(p.s[i].series, dead_pid))
 				gone = 0;
-	} while (!(gone && prom_get(&p, "ferry_children") == 2) && mono_ms() < end); /* reaped, replaced */
+	} while (!(gone && prom_get(&p, "ferry_children") == 2) && harness_now_ms() < end); /* reaped, replaced */
 	ck_assert(gone);
 	ck_assert(prom_get(&p, "ferry_children") == 2);
 	ck_assert(prom_get(&p, "ferry_requests_total{class=\"2xx\"}") == before);
@@ -1221,7 +1208,7 @@ START_TEST(admin_accept_emfile_pauses)
 		nfill++;
 	int dup_errno = errno;
 	int conn = connect(c, (struct sockaddr *)&sa, sizeof(sa)); /* queued by the kernel */
-	sleep_ms(500); /* a spinning thread logs thousands of warnings meanwhile */
+	harness_sleep_ms(500); /* a spinning thread logs thousands of warnings meanwhile */
 	while (nfill > 0)
 		close(fill[--nfill]);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
@@ -1317,7 +1304,7 @@ START_TEST(status_503_while_draining)
 	harness_resp_free(&r);
 
 	ck_assert_int_eq(kill(ferry.pid, SIGTERM), 0);
-	long long end = mono_ms() + 5000;
+	long long end = harness_now_ms() + 5000;
 	int status = 0;
 	do {
 		ck_assert_int_eq(harness_request(admin_port, "GET /status HTTP/1.1\r\n\r\n", &r, 0), FERRY_OK);
@@ -1328,8 +1315,8 @@ START_TEST(status_503_while_draining)
 		}
 		harness_resp_free(&r);
 		if (status != 503)
-			sleep_ms(20);
-	} while (status != 503 && mono_ms() < end);
+			harness_sleep_ms(20);
+	} while (status != 503 && harness_now_ms() < end);
 	ck_assert_int_eq(status, 503);
 	/* the tunnel still works */
 	ck_assert_int_eq(harness_send_str(&c, "ping"), FERRY_OK);
@@ -1342,9 +1329,9 @@ START_TEST(status_503_while_draining)
 	/* then ferry finishes and exits cleanly */
 	int st = 0;
 	pid_t w = 0;
-	end = mono_ms() + 8000;
-	while ((w = waitpid(ferry.pid, &st, WNOHANG)) == 0 && mono_ms() < end)
-		sleep_ms(20);
+	end = harness_now_ms() + 8000;
+	while ((w = waitpid(ferry.pid, &st, WNOHANG)) == 0 && harness_now_ms() < end)
+		harness_sleep_ms(20);
 	ck_assert_int_eq(w, ferry.pid);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ferry.pid = 0;
@@ -1367,7 +1354,7 @@ START_TEST(ordinary_disconnects_not_logged)
 	/* 2: half a head, then a reset */
 	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 	ck_assert_int_eq(harness_send_str(&c, "GET http://127.0.0.1/ HTTP/1.1\r\nHo"), FERRY_OK);
-	sleep_ms(50);
+	harness_sleep_ms(50);
 	setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	harness_close(&c);
 	/* 3: a large response, reset after its first bytes */

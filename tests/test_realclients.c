@@ -67,14 +67,6 @@ static int sanitized(void)
 	return SANITIZED || (e && *e && strcmp(e, "0") != 0);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *srcdir(void)
 {
 	const char *s = getenv("FERRY_SRCDIR");
@@ -143,7 +135,7 @@ static int run(struct prog *p, const char *const argv[], const char *const env[]
 {
 	int po[2], pe[2];
 	pid_t parent = getpid();
-	long long start = now_ms(), deadline = start + timeout_ms, exited_at = 0;
+	long long start = harness_now_ms(), deadline = start + timeout_ms, exited_at = 0;
 	int st = 0, reaped = 0;
 
 	memset(p, 0, sizeof(*p));
@@ -185,9 +177,9 @@ static int run(struct prog *p, const char *const argv[], const char *const env[]
 	while (open_fds > 0) {
 		if (!reaped && waitpid(pid, &st, WNOHANG) == pid) {
 			reaped = 1;
-			exited_at = now_ms();
+			exited_at = harness_now_ms();
 		}
-		if (now_ms() >= deadline || (reaped && now_ms() - exited_at > 3000)) {
+		if (harness_now_ms() >= deadline || (reaped && harness_now_ms() - exited_at > 3000)) {
 			if (!reaped)
 				fprintf(stderr, "%s: still running after %d ms, killing its group\n",
 					argv[0], timeout_ms);
@@ -229,7 +221,7 @@ static int run(struct prog *p, const char *const argv[], const char *const env[]
 	for (int i = 0; i < 2; i++)
 		if (fds[i].fd >= 0)
 			close(fds[i].fd);
-	p->ms = now_ms() - start;
+	p->ms = harness_now_ms() - start;
 	p->status = !killed && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	return p->status;
 }
@@ -368,7 +360,7 @@ static void start_py_origin(void)
 	pid_t parent = getpid();
 	char line[64];
 	size_t n = 0;
-	long long deadline = now_ms() + 15000;
+	long long deadline = harness_now_ms() + 15000;
 
 	make_cert();
 	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
@@ -388,7 +380,7 @@ static void start_py_origin(void)
 	}
 	setpgid(py_pid, py_pid);
 	close(pfd[1]);
-	while (n < sizeof(line) - 1 && !memchr(line, '\n', n) && now_ms() < deadline) {
+	while (n < sizeof(line) - 1 && !memchr(line, '\n', n) && harness_now_ms() < deadline) {
 		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
 
 		if (poll(&pf, 1, 200) <= 0)

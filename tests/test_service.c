@@ -56,12 +56,6 @@ static int children_of(pid_t pid, pid_t *out, int max)
 	return n;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 /* Wait up to ms for pid to exit (bounded: a hang guard). Returns pid when it did, 0 when it
  * is still running; *st gets its status. */
 static pid_t wait_exit(pid_t pid, int ms, int *st)
@@ -71,7 +65,7 @@ static pid_t wait_exit(pid_t pid, int ms, int *st)
 	for (int i = 0; i < ms / 10 && w == 0; i++) {
 		w = waitpid(pid, st, WNOHANG);
 		if (w == 0)
-			sleep_ms(10);
+			harness_sleep_ms(10);
 	}
 	return w;
 }
@@ -102,7 +96,7 @@ static int wait_children(pid_t master, pid_t *kids, int n)
 		got = children_of(master, kids, 8);
 		if (got == n)
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	return got;
 }
@@ -175,7 +169,7 @@ START_TEST(killed_child_is_replaced)
 		n = children_of(f.pid, kids, 8);
 		if (n == 1 && kids[0] != old)
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	ck_assert_int_eq(n, 1);
 	ck_assert_int_ne(kids[0], old);
@@ -199,7 +193,7 @@ START_TEST(graceful_stop_finishes_request)
 	char req[256];
 	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/sleep/700 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", o.port);
 	ck_assert_int_eq(harness_send_str(&conn, req), FERRY_OK);
-	sleep_ms(200);
+	harness_sleep_ms(200);
 	ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
 	struct harness_resp r;
 	ck_assert_int_eq(harness_read_response(&conn, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
@@ -237,7 +231,7 @@ START_TEST(graceful_stop_serves_queued_client)
 	ck_assert_int_eq(harness_connect(&conn, f.port), FERRY_OK); /* in the backlog */
 	ck_assert_int_eq(harness_send_str(&conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
 	ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
-	sleep_ms(200); /* the master has passed SIGTERM on: it waits in the stopped child */
+	harness_sleep_ms(200); /* the master has passed SIGTERM on: it waits in the stopped child */
 	ck_assert_int_eq(kill(child, SIGCONT), 0);
 	struct harness_resp r;
 	ck_assert_msg(harness_read_response(&conn, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
@@ -273,7 +267,7 @@ START_TEST(reload_valid_and_invalid)
 		n = children_of(f.pid, after, 8);
 		if (n == 1 && after[0] != before[0])
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	ck_assert_msg(n == 1 && after[0] != before[0], "no new child after SIGHUP");
 	ck_assert(quick_request(f.port));
@@ -290,7 +284,7 @@ START_TEST(reload_valid_and_invalid)
 		log = harness_ferry_log(&f);
 		if (strstr(log, "still running on the previous configuration"))
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	ck_assert_ptr_nonnull(strstr(log, "no_such_key"));
 	ck_assert_ptr_nonnull(strstr(log, "still running on the previous configuration"));
@@ -316,7 +310,7 @@ static int file_has(const char *path, const char *s)
 			if (found)
 				return 1;
 		}
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	return 0;
 }
@@ -365,7 +359,7 @@ START_TEST(daemon_and_pidfile)
 			fclose(fp);
 		}
 		if (pid == 0)
-			sleep_ms(10);
+			harness_sleep_ms(10);
 	}
 	ck_assert_int_gt(pid, 1);
 	ck_assert_int_eq(kill(pid, 0), 0);
@@ -373,7 +367,7 @@ START_TEST(daemon_and_pidfile)
 	for (int i = 0; i < 100 && !served; i++) {
 		served = quick_request(port);
 		if (!served)
-			sleep_ms(20);
+			harness_sleep_ms(20);
 	}
 	ck_assert(served);
 
@@ -413,7 +407,7 @@ START_TEST(daemon_and_pidfile)
 	for (int i = 0; i < 500 && !gone; i++) {
 		gone = kill(pid, 0) != 0 && access(pidfile, F_OK) != 0;
 		if (!gone)
-			sleep_ms(10);
+			harness_sleep_ms(10);
 	}
 	ck_assert_msg(gone, "daemon still running or pidfile left behind");
 	char cmd[400];
@@ -462,11 +456,11 @@ START_TEST(per_client_cap)
 	ck_assert_int_eq(harness_ferry_start(&f, &c), FERRY_OK);
 	/* the harness's start-up probe has come and gone once a request round-trips */
 	ck_assert(quick_request(f.port));
-	sleep_ms(100);
+	harness_sleep_ms(100);
 	struct harness_conn a, b, x;
 	ck_assert_int_eq(harness_connect(&a, f.port), FERRY_OK);
 	ck_assert_int_eq(harness_connect(&b, f.port), FERRY_OK);
-	sleep_ms(100); /* both counted in before the third arrives */
+	harness_sleep_ms(100); /* both counted in before the third arrives */
 	ck_assert_int_eq(harness_connect(&x, f.port), FERRY_OK);
 	struct harness_resp r;
 	ck_assert_int_eq(harness_read_response(&x, &r, 0, HARNESS_TIMEOUT_MS), FERRY_OK);
@@ -485,7 +479,7 @@ START_TEST(per_client_cap)
 	for (int i = 0; i < 100 && !served; i++) {
 		served = quick_request(f.port);
 		if (!served)
-			sleep_ms(20);
+			harness_sleep_ms(20);
 	}
 	ck_assert(served);
 	harness_close(&b);
@@ -509,13 +503,13 @@ START_TEST(max_connections_backpressure)
 		ck_assert_int_eq(harness_connect(&held[i], f.port), FERRY_OK);
 		ck_assert_int_eq(harness_send_str(&held[i], "GET "), FERRY_OK); /* a head begun */
 	}
-	sleep_ms(200);
+	harness_sleep_ms(200);
 	pid_t child = harness_ferry_child(&f, 5000);
 	ck_assert_int_gt(child, 0);
 	ck_assert_int_eq(harness_connect(&late, f.port), FERRY_OK); /* queued by the kernel */
 	ck_assert_int_eq(harness_send_str(&late, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"), FERRY_OK);
 	long cpu0 = harness_proc_cpu_ms(child);
-	sleep_ms(1000);
+	harness_sleep_ms(1000);
 	long cpu1 = harness_proc_cpu_ms(child);
 	ck_assert_msg(cpu1 - cpu0 < 200, "%ld ms of CPU in 1 s at the limit", cpu1 - cpu0);
 	/* not served while the limit holds */
@@ -551,7 +545,7 @@ static int wait_log(const struct harness_ferry *f, const char *s, int n)
 	for (int i = 0; i < 1000; i++) {
 		if (log_count(f, s) >= n)
 			return 1;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	return 0;
 }
@@ -658,13 +652,13 @@ START_TEST(reload_under_load)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, load_client, &loads[i]), 0);
 	}
 	static const char *const procs[] = { "3", "1", "2", "2", "4", "1", "2", "3", "1", "2" };
-	sleep_ms(300);
+	harness_sleep_ms(300);
 	for (int i = 0; i < 10; i++) {
 		harness_conf_set(&c, "server", "processes", procs[i]);
 		ck_assert_int_eq(harness_conf_write(&c, f.port, f.conf), FERRY_OK);
 		ck_assert_int_eq(kill(f.pid, SIGHUP), 0);
 		ck_assert_msg(wait_log(&f, "reloaded ", i + 1), "reload %d not logged", i + 1);
-		sleep_ms(300);
+		harness_sleep_ms(300);
 	}
 	atomic_store(&stop, 1);
 	long ok = 0, failed = 0, retried = 0;
@@ -763,7 +757,7 @@ START_TEST(crash_backoff_grows)
 			n = children_of(f.pid, now, 8);
 			if (n == 1 && now[0] != kids[0])
 				break;
-			sleep_ms(10);
+			harness_sleep_ms(10);
 		}
 		ck_assert(n == 1 && now[0] != kids[0]);
 	}
@@ -787,9 +781,9 @@ START_TEST(second_sigterm_stops_at_once)
 	char req[256];
 	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/sleep/30000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", o.port);
 	ck_assert_int_eq(harness_send_str(&conn, req), FERRY_OK);
-	sleep_ms(200);
+	harness_sleep_ms(200);
 	ck_assert_int_eq(kill(f.pid, _i ? SIGQUIT : SIGTERM), 0);
-	sleep_ms(300);
+	harness_sleep_ms(300);
 	if (!_i) {
 		ck_assert_int_eq(waitpid(f.pid, NULL, WNOHANG), 0); /* graceful: still waiting */
 		ck_assert_int_eq(kill(f.pid, SIGTERM), 0);
@@ -840,7 +834,7 @@ START_TEST(start_resets_no_client)
 			struct harness_conn hc;
 			if (harness_connect(&hc, port) != FERRY_OK) {
 				refused++;
-				sleep_ms(1);
+				harness_sleep_ms(1);
 				continue;
 			}
 			struct harness_resp r;
