@@ -173,6 +173,9 @@ static int pollshard_start(struct loop_pollshard *sh)
 	rc = pthread_create(&sh->thread, &attr, pollshard_main, sh);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	/* Named, so that top -H and the tests can tell helpers from workers. */
+	if (rc == 0)
+		pthread_setname_np(sh->thread, POLLSHARD_THREAD_NAME);
 	return rc;
 }
 

@@ -24,6 +24,9 @@
 #define LOOP_POLLSHARD_FDS 512
 #endif
 
+/* The helper threads' name (/proc/self/task/TID/comm). */
+#define POLLSHARD_THREAD_NAME "ferry-pollshard"
+
 struct loop_pollshard;
 
 /* A shard the caller polls itself with loop_pollshard_wait (wake_fd -1), or one watched by
