@@ -21,7 +21,7 @@
 /* fds per shard: the cost of one poll() of a shard against the number of helper threads
  * (doc/performance.md has the measurement). A compile-time constant, -D may change it. */
 #ifndef LOOP_POLLSHARD_FDS
-#define LOOP_POLLSHARD_FDS 512
+#define LOOP_POLLSHARD_FDS 256
 #endif
 
 /* The helper threads' name (/proc/self/task/TID/comm). */
