@@ -6,12 +6,14 @@
  * room, so up to LOOP_POLLSHARD_FDS fds everything is in shard 0 and a round is one plain
  * poll() by the worker, as if there were no shards.
  *
- * Beyond that, every further shard has a helper thread that waits on it. A round then
- * blocks in poll() on shard 0 plus wake_fd, which the helpers write when their shard has an
- * event, and polls only the shards whose helper reported: one ready fd among thousands of
- * idle ones costs two or three polls of one shard instead of a poll of all fds. Every shard
- * with events is served in the round that notices them, so none starves another. */
+ * Beyond that, every shard, shard 0 included, has a helper thread that waits on it. A round
+ * then blocks in poll() on wake_fd alone, which the helpers write when their shard has an
+ * event, and polls only the fds the helpers saw fire: one ready fd among thousands of idle
+ * ones costs its helper two passes over one shard (the wait, and the next wait), not a
+ * poll of all fds, and the worker almost nothing. Every shard with events is served in the
+ * round that notices them, so none starves another. */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -76,11 +78,20 @@ static int poll_shard_with_room(struct poll_state *s)
 	for (int k = 0; k < s->nshards; k++)
 		if (loop_pollshard_count(s->shards[k]) < LOOP_POLLSHARD_FDS)
 			return k;
-	/* Never more than maxshards: at most maxfds fds are registered. */
+	/* Never more than maxshards: at most maxfds fds are registered. The second shard
+	 * gives shard 0 its helper too, so that the worker waits on wake_fd alone. */
 	if (s->wake_fd < 0) {
 		s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (s->wake_fd < 0)
 			return FERRY_ERR;
+		if (loop_pollshard_help(s->shards[0], s->wake_fd) != FERRY_OK) {
+			int e = errno;
+
+			close(s->wake_fd);
+			s->wake_fd = -1;
+			errno = e;
+			return FERRY_ERR;
+		}
 	}
 	sh = loop_pollshard_create(s->wake_fd);
 	if (!sh)
@@ -140,7 +151,7 @@ static int poll_collect(struct poll_state *s, struct loop_fired *fired, int max,
 	/* Drained before the ready flags are read: a helper that reports after this also
 	 * writes wake_fd after it, so the next round sees it. */
 	(void)!read(s->wake_fd, &v, sizeof(v));
-	for (int k = 1; k < s->nshards; k++) {
+	for (int k = 0; k < s->nshards; k++) {
 		int n = loop_pollshard_collect(s->shards[k], fired + nfired, max - nfired, all);
 
 		if (n < 0)
@@ -154,26 +165,28 @@ static int poll_poll(void *state, struct loop_fired *fired, int max, int timeout
 {
 	struct poll_state *s = state;
 	uint64_t deadline = 0;
+	int woken;
 
-	if (s->nshards > 1 && timeout_ms > 0)
+	/* One shard: a plain poll() of it, no thread involved. */
+	if (s->wake_fd < 0)
+		return loop_pollshard_wait(s->shards[0], -1, timeout_ms, fired, max, &woken);
+	/* A timeout of 0 asks what is ready now, not what the helpers have noticed so far:
+	 * every shard is polled, as a single poll() of all fds would. */
+	if (timeout_ms == 0)
+		return poll_collect(s, fired, max, 1);
+	if (timeout_ms > 0)
 		deadline = poll_now_ms() + (uint64_t)timeout_ms;
 	for (;;) {
-		int woken, nfired, n;
+		struct pollfd wake = { .fd = s->wake_fd, .events = POLLIN };
+		int n = poll(&wake, 1, timeout_ms);
 
-		nfired = loop_pollshard_wait(s->shards[0], s->wake_fd, timeout_ms, fired, max,
-					     &woken);
-		if (nfired < 0 || s->nshards == 1)
-			return nfired;
-		/* A timeout of 0 asks what is ready now, not what the helpers have noticed so
-		 * far: every shard is polled, as a single poll() of all fds would. */
-		if (woken || timeout_ms == 0) {
-			n = poll_collect(s, fired + nfired, max - nfired, timeout_ms == 0);
-			if (n < 0)
-				return FERRY_ERR;
-			nfired += n;
-		}
-		if (nfired > 0 || !woken || timeout_ms == 0)
-			return nfired;
+		if (n < 0)
+			return errno == EINTR ? 0 : FERRY_ERR;
+		if (n == 0)
+			return 0;
+		n = poll_collect(s, fired, max, 0);
+		if (n != 0)
+			return n;
 		/* Woken for an event the worker no longer watches (the helper polled an older
 		 * snapshot): a wait is never cut short, so wait out the rest. */
 		if (timeout_ms > 0) {

@@ -1,9 +1,12 @@
 /* loop_pollshard.c - one shard of the poll backend and its helper thread (loop_pollshard.h).
  *
  * The helper's round: under the lock, copy the shard into its private snapshot; poll the
- * snapshot and its control eventfd without a timeout; if an fd of the shard fired, set
- * "ready", add 1 to the worker's wake eventfd and sleep until the worker has collected
- * (loop_pollshard_collect clears "ready"). Then take a fresh snapshot and start again.
+ * snapshot and its control eventfd without a timeout; if fds of the shard fired, note their
+ * indices ("hits"), set "ready", add 1 to the worker's wake eventfd and sleep until the
+ * worker has collected (loop_pollshard_collect polls the fds now at those indices and clears
+ * "ready"). Then take a fresh snapshot and start again: whatever became ready meanwhile, or
+ * moved within the shard, is found by that next poll (level-triggered), so collecting only
+ * the hits loses nothing.
  *
  * The worker writes the control eventfd ("pokes") when a change could make the snapshot the
  * helper is blocked on miss something or hold something too long:
@@ -42,10 +45,12 @@ struct loop_pollshard {
 	int ctl_fd;          /* eventfd: the worker pokes the helper through it */
 	int wake_fd;         /* the worker's eventfd (not ours to close) */
 	struct pollfd *snap; /* the helper's private copy of pfds, plus ctl_fd */
+	int *hits;           /* indices of the snapshot's fds that fired, nhits of them */
 	/* Under lock: */
 	int armed; /* the helper polls a snapshot: a widening change needs a poke */
 	int poked; /* ctl_fd was written since that snapshot was taken */
 	int ready; /* the helper saw an event and waits for the worker to collect it */
+	int nhits; /* hits while ready */
 	int stop;
 };
 
@@ -126,11 +131,12 @@ static void *pollshard_main(void *arg)
 		pthread_mutex_unlock(&sh->lock);
 
 		rc = poll(sh->snap, (nfds_t)n + 1, -1);
-		seen = rc;
-		if (rc > 0 && sh->snap[n].revents) {
-			seen--;
+		seen = 0;
+		for (int i = 0; i < n && rc > 0; i++)
+			if (sh->snap[i].revents)
+				sh->hits[seen++] = i;
+		if (rc > 0 && sh->snap[n].revents)
 			(void)!read(sh->ctl_fd, &v, sizeof(v));
-		}
 		if (rc < 0 && errno != EINTR) {
 			/* ENOMEM: the kernel could not allocate its wait tables. Try again
 			 * shortly rather than spin; the shard's events wait meanwhile. */
@@ -143,6 +149,7 @@ static void *pollshard_main(void *arg)
 		sh->armed = sh->poked = 0;
 		if (seen > 0 && !sh->stop) {
 			sh->ready = 1;
+			sh->nhits = seen;
 			v = 1;
 			(void)!write(sh->wake_fd, &v, sizeof(v));
 			while (sh->ready && !sh->stop)
@@ -188,13 +195,23 @@ struct loop_pollshard *loop_pollshard_create(int wake_fd)
 		return NULL;
 	sh->ctl_fd = -1;
 	sh->pfds = calloc(LOOP_POLLSHARD_FDS + 1, sizeof(*sh->pfds));
-	if (!sh->pfds)
-		goto fail;
-	if (wake_fd < 0)
+	if (sh->pfds && (wake_fd < 0 || loop_pollshard_help(sh, wake_fd) == FERRY_OK))
 		return sh;
+	rc = errno;
+	free(sh->pfds);
+	free(sh);
+	errno = rc;
+	return NULL;
+}
+
+int loop_pollshard_help(struct loop_pollshard *sh, int wake_fd)
+{
+	int rc;
+
 	sh->wake_fd = wake_fd;
 	sh->snap = calloc(LOOP_POLLSHARD_FDS + 1, sizeof(*sh->snap));
-	if (!sh->snap)
+	sh->hits = calloc(LOOP_POLLSHARD_FDS, sizeof(*sh->hits));
+	if (!sh->snap || !sh->hits)
 		goto fail;
 	sh->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (sh->ctl_fd < 0)
@@ -208,23 +225,27 @@ struct loop_pollshard *loop_pollshard_create(int wake_fd)
 		errno = rc;
 		goto fail;
 	}
+	/* Set before the thread exists: from now on every change is made under lock. */
+	sh->helped = 1;
 	if ((rc = pollshard_start(sh)) != 0) {
+		sh->helped = 0;
 		pthread_cond_destroy(&sh->cond);
 		pthread_mutex_destroy(&sh->lock);
 		errno = rc;
 		goto fail;
 	}
-	sh->helped = 1;
-	return sh;
+	return FERRY_OK;
 fail:
 	rc = errno;
 	if (sh->ctl_fd >= 0)
 		close(sh->ctl_fd);
+	sh->ctl_fd = -1;
 	free(sh->snap);
-	free(sh->pfds);
-	free(sh);
+	free(sh->hits);
+	sh->snap = NULL;
+	sh->hits = NULL;
 	errno = rc;
-	return NULL;
+	return FERRY_ERR;
 }
 
 void loop_pollshard_destroy(struct loop_pollshard *sh)
@@ -245,6 +266,7 @@ void loop_pollshard_destroy(struct loop_pollshard *sh)
 		close(sh->ctl_fd);
 	}
 	free(sh->snap);
+	free(sh->hits);
 	free(sh->pfds);
 	free(sh);
 }
@@ -313,19 +335,28 @@ int loop_pollshard_wait(struct loop_pollshard *sh, int extra_fd, int timeout_ms,
 int loop_pollshard_collect(struct loop_pollshard *sh, struct loop_fired *fired, int max,
 			   int all)
 {
-	int rc, nfired = 0, err = 0;
+	struct pollfd sub[LOOP_POLLSHARD_FDS];
+	int rc = 0, nfired = 0, err = 0;
 
 	pthread_mutex_lock(&sh->lock);
-	if (!sh->ready && !all) {
-		pthread_mutex_unlock(&sh->lock);
-		return 0;
+	if (all) {
+		rc = poll(sh->pfds, (nfds_t)sh->n, 0);
+		if (rc > 0)
+			nfired = pollshard_report(sh->pfds, sh->n, rc, fired, max);
+	} else if (sh->ready) {
+		/* Only the fds the helper saw fire, as they are registered now: one deleted,
+		 * moved, closed or reused since its snapshot is seen as it is now, and one that
+		 * became ready meanwhile is found by the helper's next, current snapshot. */
+		int m = 0;
+
+		for (int k = 0; k < sh->nhits; k++)
+			if (sh->hits[k] < sh->n)
+				sub[m++] = sh->pfds[sh->hits[k]];
+		rc = poll(sub, (nfds_t)m, 0);
+		if (rc > 0)
+			nfired = pollshard_report(sub, m, rc, fired, max);
 	}
-	/* The current interest, not the helper's snapshot: fds deleted, closed or reused since
-	 * it was taken are seen as they are now. */
-	rc = poll(sh->pfds, (nfds_t)sh->n, 0);
-	if (rc > 0)
-		nfired = pollshard_report(sh->pfds, sh->n, rc, fired, max);
-	else if (rc < 0 && errno != EINTR)
+	if (rc < 0 && errno != EINTR)
 		err = errno;
 	if (sh->ready) {
 		sh->ready = 0;

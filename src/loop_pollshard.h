@@ -1,18 +1,20 @@
 /* loop_pollshard.h - one shard of the poll backend: a dense pollfd array of at most
- * LOOP_POLLSHARD_FDS fds, and for every shard but the first a helper thread that waits on it.
- * Seen only by loop_poll.c (and test_loop.c, for the size).
+ * LOOP_POLLSHARD_FDS fds, and, once the backend has more than one shard, a helper thread
+ * that waits on it. Seen only by loop_poll.c (and test_loop.c, for the size).
  *
  * poll(2) costs time in proportion to the fds it is given, ready or not: 18,000 idle sockets
  * cost milliseconds per call, so a loop round among thousands of idle connections did too.
- * The poll backend therefore splits its interest set into shards. The worker polls the first
- * shard itself; each further shard has a helper thread that blocks in poll() on a private
- * copy of the shard and, when something in it is ready, wakes the worker, which then polls
- * just that shard. Finding one ready fd costs O(shard), not O(all fds). (The JDK's
- * WindowsSelectorImpl does the same, one helper thread per 1,024 channels.)
+ * The poll backend therefore splits its interest set into shards. While there is one, the
+ * worker polls it itself. Beyond that each shard has a helper thread that blocks in poll()
+ * on a private copy of the shard and, when something in it is ready, wakes the worker,
+ * which then polls just the fds the helper saw fire. Finding one ready fd costs a helper
+ * O(shard) and the worker O(1), not O(all fds). (The JDK's WindowsSelectorImpl does the
+ * same, one helper thread per 1,024 channels.)
  *
  * Only the worker changes a shard. A helper reads it under the shard's lock, and the events
  * the worker reports come from its own poll() of the current array, never from the helper's
- * copy: a stale copy can only cause a spurious check, never a wrong or a lost event. */
+ * copy: a stale copy can only cause a spurious check or a one-round delay, never a wrong or
+ * a lost event. */
 #ifndef FERRY_LOOP_POLLSHARD_H
 #define FERRY_LOOP_POLLSHARD_H
 
@@ -33,6 +35,9 @@ struct loop_pollshard;
  * a helper thread that adds 1 to the eventfd wake_fd when it sees an event. NULL with errno
  * set on failure. */
 struct loop_pollshard *loop_pollshard_create(int wake_fd);
+/* Give a shard made without a helper one, writing wake_fd (its fds stay). FERRY_OK, or
+ * FERRY_ERR with errno set and the shard still without a helper. */
+int loop_pollshard_help(struct loop_pollshard *sh, int wake_fd);
 /* Stops and joins the helper, if any, and frees the shard. */
 void loop_pollshard_destroy(struct loop_pollshard *sh);
 /* How many fds the shard holds: they are at indices 0..count-1. */
@@ -50,9 +55,10 @@ int loop_pollshard_del(struct loop_pollshard *sh, int i);
  * count (0 on timeout or EINTR) or FERRY_ERR with errno set. */
 int loop_pollshard_wait(struct loop_pollshard *sh, int extra_fd, int timeout_ms,
 			struct loop_fired *fired, int max, int *extra_ready);
-/* A shard with a helper: when the helper has reported readiness (or always, with all),
- * poll the shard's current interest without waiting, append at most max events to fired,
- * and let the helper wait again. Returns the count or FERRY_ERR with errno set. */
+/* A shard with a helper: when the helper has reported readiness, poll the fds it saw fire,
+ * as registered now, without waiting (with all: poll every fd of the shard, reported or
+ * not); append at most max events to fired, and let the helper wait again. Returns the
+ * count or FERRY_ERR with errno set. */
 int loop_pollshard_collect(struct loop_pollshard *sh, struct loop_fired *fired, int max,
 			   int all);
 
