@@ -165,11 +165,10 @@ static int poll_poll(void *state, struct loop_fired *fired, int max, int timeout
 {
 	struct poll_state *s = state;
 	uint64_t deadline = 0;
-	int woken;
 
 	/* One shard: a plain poll() of it, no thread involved. */
 	if (s->wake_fd < 0)
-		return loop_pollshard_wait(s->shards[0], -1, timeout_ms, fired, max, &woken);
+		return loop_pollshard_wait(s->shards[0], timeout_ms, fired, max);
 	/* A timeout of 0 asks what is ready now, not what the helpers have noticed so far:
 	 * every shard is polled, as a single poll() of all fds would. */
 	if (timeout_ms == 0)

@@ -35,7 +35,7 @@
 #define POLLSHARD_STACK (64u << 10)
 
 struct loop_pollshard {
-	struct pollfd *pfds; /* LOOP_POLLSHARD_FDS + 1: the last entry is for wait's extra fd */
+	struct pollfd *pfds; /* LOOP_POLLSHARD_FDS */
 	int n;
 	int helped; /* has a helper: the fields below are used, and pfds and n change only
 		     * under lock */
@@ -194,7 +194,7 @@ struct loop_pollshard *loop_pollshard_create(int wake_fd)
 	if (!sh)
 		return NULL;
 	sh->ctl_fd = -1;
-	sh->pfds = calloc(LOOP_POLLSHARD_FDS + 1, sizeof(*sh->pfds));
+	sh->pfds = calloc(LOOP_POLLSHARD_FDS, sizeof(*sh->pfds));
 	if (sh->pfds && (wake_fd < 0 || loop_pollshard_help(sh, wake_fd) == FERRY_OK))
 		return sh;
 	rc = errno;
@@ -314,22 +314,14 @@ int loop_pollshard_del(struct loop_pollshard *sh, int i)
 	return moved;
 }
 
-int loop_pollshard_wait(struct loop_pollshard *sh, int extra_fd, int timeout_ms,
-			struct loop_fired *fired, int max, int *extra_ready)
+int loop_pollshard_wait(struct loop_pollshard *sh, int timeout_ms, struct loop_fired *fired,
+			int max)
 {
-	int n = sh->n, rc;
+	int rc = poll(sh->pfds, (nfds_t)sh->n, timeout_ms);
 
-	*extra_ready = 0;
-	if (extra_fd >= 0)
-		sh->pfds[n] = (struct pollfd){ .fd = extra_fd, .events = POLLIN };
-	rc = poll(sh->pfds, (nfds_t)n + (extra_fd >= 0), timeout_ms);
 	if (rc < 0)
 		return errno == EINTR ? 0 : FERRY_ERR;
-	if (extra_fd >= 0 && sh->pfds[n].revents) {
-		*extra_ready = 1;
-		rc--;
-	}
-	return pollshard_report(sh->pfds, n, rc, fired, max);
+	return pollshard_report(sh->pfds, sh->n, rc, fired, max);
 }
 
 int loop_pollshard_collect(struct loop_pollshard *sh, struct loop_fired *fired, int max,

@@ -23,7 +23,7 @@
 /* fds per shard: the cost of one poll() of a shard against the number of helper threads
  * (doc/performance.md has the measurement). A compile-time constant, -D may change it. */
 #ifndef LOOP_POLLSHARD_FDS
-#define LOOP_POLLSHARD_FDS 256
+#define LOOP_POLLSHARD_FDS 512
 #endif
 
 /* The helper threads' name (/proc/self/task/TID/comm). */
@@ -50,11 +50,10 @@ void loop_pollshard_mod(struct loop_pollshard *sh, int i, int old, int events);
 /* Forget the fd at index i; the last fd moves into its place: returns that fd, or -1 when
  * i was the last. */
 int loop_pollshard_del(struct loop_pollshard *sh, int i);
-/* A shard without a helper: wait up to timeout_ms for its fds and for extra_fd (-1: none)
- * to be readable. Appends at most max events to fired and sets *extra_ready. Returns the
- * count (0 on timeout or EINTR) or FERRY_ERR with errno set. */
-int loop_pollshard_wait(struct loop_pollshard *sh, int extra_fd, int timeout_ms,
-			struct loop_fired *fired, int max, int *extra_ready);
+/* A shard without a helper: wait up to timeout_ms for its fds, append at most max events
+ * to fired. Returns the count (0 on timeout or EINTR) or FERRY_ERR with errno set. */
+int loop_pollshard_wait(struct loop_pollshard *sh, int timeout_ms, struct loop_fired *fired,
+			int max);
 /* A shard with a helper: when the helper has reported readiness, poll the fds it saw fire,
  * as registered now, without waiting (with all: poll every fd of the shard, reported or
  * not); append at most max events to fired, and let the helper wait again. Returns the
