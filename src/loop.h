@@ -2,7 +2,8 @@
  *
  * Two backends implement the same few static functions (loop_poll.c, loop_epoll.c);
  * the core (loop.c) owns the per-fd handler table, the fired-event list and the timers.
- * A loop is used by exactly one thread; nothing here is locked. */
+ * A loop is used by exactly one thread; nothing here is locked (the poll backend's helper
+ * threads, loop_pollshard.c, are its own business and never run callbacks). */
 #ifndef FERRY_LOOP_H
 #define FERRY_LOOP_H
 

@@ -1,5 +1,5 @@
 /* loop_internal.h - what a readiness backend gives the loop core. Seen only by loop.c,
- * loop_poll.c and loop_epoll.c.
+ * loop_poll.c (with loop_pollshard.c) and loop_epoll.c.
  *
  * A backend only mirrors the interest set the core asks for and reports readiness; the core
  * owns the callbacks. poll() fills an array of fired events and returns; the core dispatches

@@ -1,10 +1,13 @@
 /* test_loop.c - the event loop: fd readiness and timers, every test on every backend. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "loop_pollshard.h" /* LOOP_POLLSHARD_FDS: how many fds fill a shard */
 #include "status.h"
 
 static const enum loop_backend backends[] = {
@@ -576,6 +580,447 @@ START_TEST(test_many_fds_random)
 }
 END_TEST
 
+/* ---- shards of the poll backend (loop_pollshard.c), on both backends alike ----
+ *
+ * With no deletions the k-th fd registered lands in poll shard k / LOOP_POLLSHARD_FDS, and
+ * once there are two shards every shard has a helper thread: counted in /proc/self/task.
+ * Epoll has no shards and no threads, and must behave the same. */
+
+#define SHARD LOOP_POLLSHARD_FDS
+
+static int is_poll(int i)
+{
+	return backends[i] == LOOP_BACKEND_POLL;
+}
+
+/* The helper threads, told from others (a sanitizer's own, say) by their name. */
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char path[300], name[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue; /* exited meanwhile */
+		if (fgets(name, sizeof(name), f))
+			name[strcspn(name, "\n")] = 0;
+		fclose(f);
+		n += strcmp(name, POLLSHARD_THREAD_NAME) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A joined thread may linger in /proc for a moment while the kernel finishes its exit. */
+static void wait_threads(int want)
+{
+	uint64_t start = mono_ms();
+	int n;
+
+	while ((n = count_threads()) != want) {
+		ck_assert_msg(mono_ms() - start < GUARD_MS, "%d threads, expected %d", n, want);
+		sleep_ms(1);
+	}
+}
+
+/* The helpers a poll loop holding nfds fds has: one per shard once there are two (none
+ * for epoll). */
+static int helpers_for(int i, int nfds)
+{
+	return is_poll(i) && nfds > SHARD ? (nfds + SHARD - 1) / SHARD : 0;
+}
+
+/* Filler pipes, both ends registered: the read end watched for READ (empty, never ready),
+ * the write end paused (always writable, so a paused fd that leaked into a poll set would
+ * show up). */
+static int filler[MAXFDS];
+static int nfiller;
+
+static void fill(struct loop *loop, int nfds)
+{
+	ck_assert_int_eq(nfds % 2, 0);
+	for (int k = 0; k < nfds; k += 2) {
+		int p[2];
+
+		make_pipe(p);
+		ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+		ck_assert_int_eq(loop_add(loop, p[1], 0, rec_cb, NULL), FERRY_OK);
+		filler[nfiller++] = p[0];
+		filler[nfiller++] = p[1];
+	}
+}
+
+static void fill_close(struct loop *loop)
+{
+	for (int k = 0; k < nfiller; k++) {
+		loop_del(loop, filler[k]);
+		close(filler[k]);
+	}
+	nfiller = 0;
+}
+
+/* Run blocking rounds until cond holds, GUARD_MS at most. */
+#define RUN_UNTIL(loop, cond)                                                               \
+	do {                                                                                \
+		uint64_t start_ = mono_ms();                                                \
+		while (!(cond)) {                                                           \
+			ck_assert_int_ge(loop_run_once(loop, GUARD_MS), 0);                 \
+			ck_assert_msg(mono_ms() - start_ < GUARD_MS, "not reported: " #cond); \
+		}                                                                           \
+	} while (0)
+
+static void setup_shards(void)
+{
+	raise_nofile(MAXFDS);
+	nfiller = 0;
+	reset_rec();
+}
+
+START_TEST(test_shard_far_fd)
+{
+	int base = count_threads();
+	struct loop *loop = new_loop(_i);
+	int t[2], s[2], late[2];
+	char c;
+
+	setup_shards();
+	fill(loop, 3 * SHARD);
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, 3 * SHARD));
+	/* The next fd opens shard 3, and its helper. */
+	make_pipe(t);
+	ck_assert_int_eq(loop_add(loop, t[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, 3 * SHARD + 1));
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+
+	/* Readable: reported while the worker blocks, and again while not drained. */
+	put_byte(t[1]);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[t[0]], 1);
+	ck_assert_int_eq(seen[t[0]], LOOP_READ);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[t[0]], 2);
+	/* Drained: never again, and a wait is not cut short by the helper's old news. */
+	ck_assert_int_eq(read(t[0], &c, 1), 1);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	uint64_t t0 = mono_ms();
+	ck_assert_int_eq(loop_run_once(loop, 50), 0);
+	ck_assert_uint_ge(mono_ms(), t0 + 50);
+	ck_assert_int_eq(total_calls, 2);
+
+	/* Widened while the helper waits: a socket watched for READ only is idle; asked for
+	 * WRITE too, it must be reported writable. The helper's snapshot does not watch for
+	 * WRITE, so only the worker's poke makes this work. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s), 0);
+	ck_assert_int_eq(loop_add(loop, s[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+	ck_assert_int_eq(loop_mod(loop, s[0], LOOP_READ | LOOP_WRITE), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[s[0]], 1);
+	ck_assert_int_eq(seen[s[0]], LOOP_WRITE);
+	ck_assert_int_eq(loop_mod(loop, s[0], LOOP_READ), FERRY_OK);
+
+	/* Added while the helper waits, already readable. */
+	make_pipe(late);
+	put_byte(late[1]);
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+	ck_assert_int_eq(loop_add(loop, late[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, 3 * SHARD + 3));
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[late[0]], 1);
+	ck_assert_int_eq(total_calls, 4);
+
+	loop_del(loop, late[0]);
+	loop_del(loop, s[0]);
+	loop_del(loop, t[0]);
+	fill_close(loop);
+	close(late[0]);
+	close(late[1]);
+	close(s[0]);
+	close(s[1]);
+	close(t[0]);
+	close(t[1]);
+	loop_destroy(loop);
+	wait_threads(base);
+}
+END_TEST
+
+START_TEST(test_shard_del_reuse)
+{
+	struct loop *loop = new_loop(_i);
+	int a[2], b[2], x[2], spare;
+	struct pollfd pf;
+
+	setup_shards();
+	fill(loop, SHARD);
+	/* a[0] in shard 1, blocked on by its helper. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+	ck_assert_int_eq(loop_add(loop, a[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+
+	/* Deleted and closed: the peer sees the close now, not when the helper next wakes (a
+	 * blocked poll() holds a reference to each file it waits on). */
+	loop_del(loop, a[0]);
+	close(a[0]);
+	pf = (struct pollfd){ .fd = a[1], .events = POLLIN };
+	ck_assert_int_eq(poll(&pf, 1, GUARD_MS), 1);
+	ck_assert(pf.revents & POLLHUP);
+	close(a[1]);
+
+	/* b[0] in shard 1 becomes readable while the worker is not looking, so its helper
+	 * reports it; then it is deleted and closed, and its number goes to an empty pipe
+	 * registered in shard 0 (a filler's place freed). The old readiness must not reach
+	 * the new registration. */
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+	ck_assert_int_eq(loop_add(loop, b[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+	ck_assert_int_eq(write(b[1], "xy", 2), 2);
+	sleep_ms(20);
+	spare = filler[0];
+	loop_del(loop, spare);
+	loop_del(loop, b[0]);
+	close(b[0]);
+	make_pipe(x);
+	ck_assert_int_eq(x[0], b[0]); /* the lowest free number */
+	ck_assert_int_eq(loop_add(loop, x[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	uint64_t t0 = mono_ms();
+	ck_assert_int_eq(loop_run_once(loop, 50), 0);
+	ck_assert_uint_ge(mono_ms(), t0 + 50);
+	ck_assert_int_eq(total_calls, 0);
+	/* The new registration works. */
+	put_byte(x[1]);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[x[0]], 1);
+	ck_assert_int_eq(seen[x[0]], LOOP_READ);
+
+	loop_del(loop, x[0]);
+	close(x[0]);
+	close(x[1]);
+	close(b[1]);
+	fill_close(loop); /* spare included: deleting it again is harmless */
+	loop_destroy(loop);
+}
+END_TEST
+
+static uint64_t cpu_ms(void)
+{
+	struct rusage ru;
+
+	ck_assert_int_eq(getrusage(RUSAGE_SELF, &ru), 0);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+#define NHUP 8
+
+/* How many of the watched (odd) sockets have been reported. */
+static int hups_seen(int s[NHUP][2])
+{
+	int n = 0;
+
+	for (int k = 1; k < NHUP; k += 2)
+		n += calls[s[k][0]] > 0;
+	return n;
+}
+
+START_TEST(test_shard_paused_hup)
+{
+	struct loop *loop = new_loop(_i);
+	int s[NHUP][2];
+
+	setup_shards();
+	fill(loop, SHARD);
+	for (int k = 0; k < NHUP; k++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s[k]), 0);
+		/* Half watched, half paused from the start. */
+		ck_assert_int_eq(loop_add(loop, s[k][0], k % 2 ? LOOP_READ : 0, rec_cb, NULL),
+				 FERRY_OK);
+	}
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+	for (int k = 0; k < NHUP; k++)
+		close(s[k][1]);
+	/* The watched ones report the hang-up, the paused ones nothing. */
+	RUN_UNTIL(loop, hups_seen(s) == NHUP / 2);
+	for (int k = 0; k < NHUP; k++) {
+		ck_assert_int_eq(seen[s[k][0]], k % 2 ? LOOP_HUP | LOOP_READ : 0);
+		ck_assert_int_eq(loop_mod(loop, s[k][0], 0), FERRY_OK);
+	}
+
+	/* Now all paused: a wait lasts as long as asked, and nobody spins meanwhile (a helper
+	 * polling hung-up fds would keep itself and the worker busy the whole time). */
+	reset_rec();
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	uint64_t t0 = mono_ms(), c0 = cpu_ms();
+	ck_assert_int_eq(loop_run_once(loop, 300), 0);
+	ck_assert_uint_ge(mono_ms(), t0 + 300);
+	ck_assert_uint_lt(cpu_ms() - c0, 150);
+	ck_assert_int_eq(total_calls, 0);
+
+	for (int k = 0; k < NHUP; k++) {
+		loop_del(loop, s[k][0]);
+		close(s[k][0]);
+	}
+	fill_close(loop);
+	loop_destroy(loop);
+}
+END_TEST
+
+/* Reads the byte that made it ready, so an fd is reported exactly once. */
+static void drain_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	char c;
+
+	rec_cb(loop, fd, events, arg);
+	ck_assert_int_eq(read(fd, &c, 1), 1);
+}
+
+#define NSHARDS_MANY 4
+
+START_TEST(test_shard_many_fire)
+{
+	int base = count_threads();
+	struct loop *loop = new_loop(_i);
+	static int rd[NSHARDS_MANY * SHARD / 2], wr[NSHARDS_MANY * SHARD / 2];
+	int np = NSHARDS_MANY * SHARD / 2, want = 0, got;
+
+	setup_shards();
+	/* 4 full shards of pipes: read ends watched, write ends paused. */
+	for (int k = 0; k < np; k++) {
+		int p[2];
+
+		make_pipe(p);
+		rd[k] = p[0];
+		wr[k] = p[1];
+		ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, drain_cb, NULL), FERRY_OK);
+		ck_assert_int_eq(loop_add(loop, p[1], 0, drain_cb, NULL), FERRY_OK);
+	}
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, 2 * np));
+
+	/* Every 5th pipe, across all shards, at once: a timeout of 0 sees them all in one
+	 * round. */
+	for (int k = 0; k < np; k += 5) {
+		put_byte(wr[k]);
+		want++;
+	}
+	ck_assert_int_eq(loop_run_once(loop, 0), want);
+	for (int k = 0; k < np; k++)
+		if (calls[rd[k]] != (k % 5 == 0) || calls[wr[k]])
+			ck_abort_msg("pipe %d: %d and %d calls", k, calls[rd[k]], calls[wr[k]]);
+
+	/* Again, the worker blocking: the helpers may report in several rounds, but each fd
+	 * exactly once and nothing else. */
+	reset_rec();
+	for (int k = 2; k < np; k += 7)
+		put_byte(wr[k]);
+	want = (np - 2 + 6) / 7;
+	RUN_UNTIL(loop, total_calls >= want);
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	got = 0;
+	for (int k = 0; k < np; k++) {
+		if (calls[rd[k]] != (k % 7 == 2) || calls[wr[k]])
+			ck_abort_msg("pipe %d: %d and %d calls", k, calls[rd[k]], calls[wr[k]]);
+		got += calls[rd[k]];
+	}
+	ck_assert_int_eq(got, want);
+	ck_assert_int_eq(total_calls, want);
+
+	for (int k = 0; k < np; k++) {
+		loop_del(loop, rd[k]);
+		loop_del(loop, wr[k]);
+		close(rd[k]);
+		close(wr[k]);
+	}
+	loop_destroy(loop);
+	wait_threads(base);
+}
+END_TEST
+
+START_TEST(test_shard_fairness)
+{
+	struct loop *loop = new_loop(_i);
+	int busy0[2], busy3[2], far[2], near[2];
+
+	setup_shards();
+	/* shard 0: an always-writable fd and an idle pipe; shards 1-2 fillers; shard 3: an
+	 * always-writable fd and an idle pipe. */
+	make_pipe(busy0);
+	make_pipe(near);
+	ck_assert_int_eq(loop_add(loop, busy0[1], LOOP_WRITE, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, near[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	fill(loop, 3 * SHARD - 2);
+	make_pipe(busy3);
+	make_pipe(far);
+	ck_assert_int_eq(loop_add(loop, busy3[1], LOOP_WRITE, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, far[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+
+	/* Shard 0 busy every round: the far shard's busy fd and its newly readable pipe are
+	 * still served. */
+	RUN_UNTIL(loop, calls[busy3[1]] > 0);
+	put_byte(far[1]);
+	RUN_UNTIL(loop, calls[far[0]] > 0);
+	ck_assert_int_gt(calls[busy0[1]], 0);
+
+	/* The far shard busy every round: shard 0's newly readable pipe is still served. */
+	ck_assert_int_eq(loop_mod(loop, busy0[1], 0), FERRY_OK);
+	ck_assert_int_eq(loop_mod(loop, far[0], 0), FERRY_OK);
+	RUN_UNTIL(loop, calls[busy3[1]] > 1);
+	put_byte(near[1]);
+	reset_rec();
+	RUN_UNTIL(loop, calls[near[0]] > 0);
+	ck_assert_int_gt(calls[busy3[1]], 0);
+	ck_assert_int_eq(calls[far[0]], 0);
+
+	loop_del(loop, busy0[1]);
+	loop_del(loop, near[0]);
+	loop_del(loop, busy3[1]);
+	loop_del(loop, far[0]);
+	fill_close(loop);
+	close(busy0[0]);
+	close(busy0[1]);
+	close(near[0]);
+	close(near[1]);
+	close(busy3[0]);
+	close(busy3[1]);
+	close(far[0]);
+	close(far[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_shard_destroy_joins)
+{
+	int base = count_threads();
+	struct loop *loop = new_loop(_i);
+	int p[2];
+
+	setup_shards();
+	/* Helpers blocked in poll(), and one (shard 2's) waiting for the worker to collect an
+	 * event it reported: destroying the loop stops and joins them all. */
+	fill(loop, 2 * SHARD);
+	make_pipe(p);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, 2 * SHARD + 1));
+	ck_assert_int_eq(loop_run_once(loop, 20), 0);
+	put_byte(p[1]);
+	sleep_ms(20);
+	loop_destroy(loop);
+	wait_threads(base);
+	/* The fds were never deleted: the loop just forgot them. */
+	for (int k = 0; k < nfiller; k++)
+		close(filler[k]);
+	nfiller = 0;
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 /* ---- EINTR ---- */
 
 static volatile sig_atomic_t alarms;
@@ -909,9 +1354,11 @@ static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
 	TCase *io = tcase_create("io"), *tm = tcase_create("timers");
+	TCase *shards = tcase_create("shards");
 
 	tcase_set_timeout(io, 30);
 	tcase_set_timeout(tm, 30);
+	tcase_set_timeout(shards, 60);
 	tcase_add_loop_test(io, test_pipe_readiness, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_mod_del, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_set_handler, 0, NBACKENDS);
@@ -921,6 +1368,12 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(io, test_hup, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_many_fds_random, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_eintr, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_far_fd, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_del_reuse, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_paused_hup, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_many_fire, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_fairness, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_destroy_joins, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timer_list_get, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timers_in_order, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timer_lists_merge, 0, NBACKENDS);
@@ -929,6 +1382,7 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(tm, test_poll_timeout_honours_timer, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timer_frees_owner, 0, NBACKENDS);
 	suite_add_tcase(s, io);
+	suite_add_tcase(s, shards);
 	suite_add_tcase(s, tm);
 	return s;
 }

@@ -3,6 +3,7 @@
  * request whose pooled connection the origin closed as it was reused. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -518,6 +519,90 @@ START_TEST(close_delimited_with_pipelined_requests)
 }
 END_TEST
 
+/* Threads of pid named name (/proc/PID/task/TID/comm). */
+static int count_named_threads(pid_t pid, const char *name)
+{
+	char path[300], comm[32];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return -1;
+	while ((e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, name, strlen(name)) == 0 &&
+		    (comm[strlen(name)] == '\n' || comm[strlen(name)] == 0))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* 400 CONNECT tunnels held open at once, then used one at a time (as bench's tunnels.py
+ * does): 800 descriptors in ferry's one worker, so with poll several shards and their
+ * helper threads (doc/design.md, "Event loop"). Every tunnel echoes its own bytes and ends
+ * with a clean half-close both ways. */
+#define NTUN 400
+START_TEST(many_tunnels_one_at_a_time)
+{
+	static struct harness_conn c[NTUN];
+	char req[200], msg[64];
+
+	start(_i, NULL, NULL, NULL);
+	snprintf(req, sizeof(req), "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n",
+		 origin.echo_port);
+	for (int i = 0; i < NTUN; i++) {
+		ck_assert_int_eq(harness_connect(&c[i], ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c[i], req), FERRY_OK);
+	}
+	for (int i = 0; i < NTUN; i++) {
+		struct harness_resp r;
+
+		ck_assert_int_eq(harness_read_response(&c[i], &r, HARNESS_NOBODY,
+						       HARNESS_TIMEOUT_MS), FERRY_OK);
+		ck_assert_int_eq(r.status, 200);
+		harness_resp_free(&r);
+	}
+	int helpers = count_named_threads(harness_ferry_child(&ferry, 5000), "ferry-pollshard");
+	if (strcmp(muxes[_i], "poll") == 0)
+		ck_assert_int_gt(helpers, 0);
+	else
+		ck_assert_int_eq(helpers, 0);
+	for (int i = 0; i < NTUN; i++) {
+		int len = snprintf(msg, sizeof(msg), "tunnel %d of %d\n", i, NTUN);
+		char *got;
+
+		ck_assert_int_eq(harness_send_str(&c[i], msg), FERRY_OK);
+		ck_assert_uint_ge(harness_read_atleast(&c[i], (size_t)len, HARNESS_TIMEOUT_MS),
+				  (size_t)len);
+		got = harness_take(&c[i], (size_t)len);
+		ck_assert_str_eq(got, msg);
+		free(got);
+	}
+	for (int i = 0; i < NTUN; i++) {
+		size_t n;
+		char *rest;
+
+		harness_shutdown_write(&c[i]);
+		rest = harness_read_to_close(&c[i], &n, HARNESS_TIMEOUT_MS);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_msg(c[i].eof, "tunnel %d: no clean close (err %d)", i, c[i].err);
+		free(rest);
+		harness_close(&c[i]);
+	}
+	stop();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("stream");
@@ -536,6 +621,7 @@ int main(void)
 	tcase_add_loop_test(tc, tunnel_bulk_both_ways, 0, 2);
 	tcase_add_loop_test(tc, early_response_during_upload_arrives_whole, 0, 2);
 	tcase_add_loop_test(tc, close_delimited_with_pipelined_requests, 0, 2);
+	tcase_add_loop_test(tc, many_tunnels_one_at_a_time, 0, 2);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
