@@ -20,6 +20,7 @@ struct loop_fd {
 	int events; /* watched LOOP_READ|LOOP_WRITE; -1 when not registered */
 	loop_io_fn *fn;
 	void *arg;
+	uint64_t fired_round; /* the last round whose poll reported it (loop_quiet_since) */
 };
 
 struct loop {
@@ -29,6 +30,7 @@ struct loop {
 	struct loop_fd *fds;       /* by fd */
 	struct loop_fired *fired;  /* maxfds entries, filled by the backend */
 	uint64_t now;
+	uint64_t round;            /* loop_run_once calls so far */
 	int nlists;
 	struct timer_list lists[LOOP_MAX_TIMER_LISTS];
 };
@@ -195,6 +197,18 @@ void loop_del_closing(struct loop *loop, int fd)
 	loop->fds[fd] = (struct loop_fd){ .events = -1 };
 }
 
+uint64_t loop_round(const struct loop *loop)
+{
+	return loop->round;
+}
+
+int loop_quiet_since(const struct loop *loop, int fd, uint64_t round)
+{
+	if (fd < 0 || fd >= loop->maxfds || loop->fds[fd].events < 0)
+		return 0;
+	return round < loop->round && loop->fds[fd].fired_round != loop->round;
+}
+
 int loop_events(const struct loop *loop, int fd)
 {
 	if (fd < 0 || fd >= loop->maxfds)
@@ -327,6 +341,10 @@ int loop_run_once(struct loop *loop, int timeout_ms)
 	if (n < 0)
 		return FERRY_ERR;
 	loop_update_time(loop);
+	/* stamped before any callback runs: one may ask about an fd whose turn comes later */
+	loop->round++;
+	for (int i = 0; i < n; i++)
+		loop->fds[loop->fired[i].fd].fired_round = loop->round;
 	for (int i = 0; i < n; i++) {
 		int fd = loop->fired[i].fd, raw = loop->fired[i].events;
 		struct loop_fd *e = &loop->fds[fd];

@@ -62,6 +62,13 @@ void loop_del(struct loop *loop, int fd);
 void loop_del_closing(struct loop *loop, int fd);
 /* The events currently watched for fd, or -1 when it is not registered. */
 int loop_events(const struct loop *loop, int fd);
+/* Rounds: each loop_run_once is one, counted from 0. loop_quiet_since says whether fd (watched
+ * for LOOP_READ) has been polled since round `round` ended, with nothing reported for it in
+ * this round, so a callback that would have consumed its readiness never missed any: then
+ * nothing was waiting on it when this round's poll ran. The sharded poll backend learns of
+ * readiness from its helper threads a little late, so there this is a strong hint only. */
+uint64_t loop_round(const struct loop *loop);
+int loop_quiet_since(const struct loop *loop, int fd, uint64_t round);
 
 /* Wait at most timeout_ms (-1: until an event or the nearest timer) for events, dispatch
  * them, then run expired timers. Returns the number of fd events dispatched, or FERRY_ERR. */

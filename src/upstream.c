@@ -24,6 +24,7 @@ struct upstream_idle {
 	int fd;
 	uint16_t port;
 	uint16_t hostlen;
+	uint64_t put_round;           /* the loop round it came into the pool */
 	union upstream_addr addr;
 	char host[UPSTREAM_HOST_MAX]; /* fixed size, so entries are reused whatever the name */
 };
@@ -181,17 +182,22 @@ int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen,
 		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr)
 {
 	struct upstream_idle *best;
+	int vouched;
 again:
 	best = NULL;
-	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)]; e && !best;
-	     e = e->hnext) {
+	vouched = 0;
+	/* the newest match the loop vouches for (below), else the newest match */
+	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)];
+	     e && !vouched; e = e->hnext) {
 		if (e->port != port || e->hostlen != hostlen || !host_eq(e->host, host, hostlen))
 			continue;
 		/* only to an address the name still resolves to: a changed DNS answer is not
 		 * sidestepped by a warm connection (the chain is newest first) */
 		for (int i = 0; i < naddrs; i++)
 			if (upstream_addr_eq(&e->addr, (const struct sockaddr *)&addrs[i])) {
-				best = e;
+				vouched = loop_quiet_since(p->loop, e->fd, e->put_round);
+				if (best == NULL || vouched)
+					best = e;
 				break;
 			}
 	}
@@ -201,14 +207,19 @@ again:
 	}
 	/* Bytes may wait on it that the loop has not reported yet: the rest of what the origin
 	 * sent after a response whose body was spliced to its exact length, or bytes that came
-	 * in the same loop iteration as this request. Sent a request, ferry would read them as
-	 * its answer (another client's request may be the one that takes the connection). One
-	 * recv per reuse; its FIN is caught here too, which spares a retry. */
-	char byte;
-	ssize_t n = recv(best->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-		pool_drop(p, best);
-		goto again;
+	 * in the round this request is handled in. Sent a request, ferry would read them as its
+	 * answer (another client's request may be the one that takes the connection). When a
+	 * poll since it came into the pool found nothing on it (and the pool's handler drops it
+	 * on anything), the loop already vouches for it; otherwise one recv looks, and its FIN
+	 * is caught too, which spares a retry. */
+	if (!vouched) {
+		char byte;
+		ssize_t n = recv(best->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			pool_drop(p, best);
+			goto again;
+		}
+		p->peeks++;
 	}
 	p->hits++;
 	*addr = best->addr;
@@ -238,6 +249,7 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 	timer_init(&e->timer, pool_on_timer);
 	e->pool = p;
 	e->fd = fd;
+	e->put_round = loop_round(p->loop);
 	e->port = port;
 	e->addr = *addr;
 	e->hostlen = (uint16_t)hostlen;

@@ -39,6 +39,7 @@ struct upstream_pool {
 	struct upstream_idle *lru_head, *lru_tail; /* private: oldest first, for eviction */
 	struct freelist spare;        /* private: entries kept for reuse */
 	uint64_t hits, misses;
+	uint64_t peeks;             /* reuses the loop could not vouch for, checked with recv */
 };
 
 /* max: idle connections kept per worker. FERRY_OK or FERRY_ERR. */
@@ -49,8 +50,9 @@ void upstream_pool_destroy(struct upstream_pool *p);
  * resolves to now), most recently used first, or -1; *addr gets its address. The caller owns it
  * from now on; it is still registered with the loop, watched for LOOP_READ, and the caller
  * gives it its own handler (loop_set_handler): moving a connection in and out of the pool
- * costs no loop system call. One recv(MSG_PEEK) checks that nothing waits on it: one with
- * bytes or a FIN the loop has not reported yet is closed, never handed out. */
+ * costs no loop system call. Nothing waits on it: one with bytes or a FIN is closed, never
+ * handed out. A poll of it since it was put vouches for that (loop_quiet_since); without one,
+ * a recv(MSG_PEEK) looks. */
 int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
 		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr);
 /* Hand an idle connection (response complete, nothing pending) to the pool; the pool watches

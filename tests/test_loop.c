@@ -282,6 +282,59 @@ START_TEST(test_delete_other_in_callback)
 }
 END_TEST
 
+/* loop_quiet_since: an fd is vouched for only after a poll that reported nothing for it. In
+ * a round where two fds are ready, each callback sees the other as not quiet, whichever runs
+ * first (the stamps are set before any callback). */
+static uint64_t quiet_round0;
+static int quiet_seen_other;
+
+static void quiet_other_cb(struct loop *loop, int fd, int events, void *arg)
+{
+	int other = fd == del_pair[0] ? del_pair[1] : del_pair[0];
+	char c;
+
+	rec_cb(loop, fd, events, arg);
+	ck_assert_int_eq(read(fd, &c, 1), 1);
+	quiet_seen_other += loop_quiet_since(loop, other, quiet_round0);
+}
+
+START_TEST(test_quiet_since)
+{
+	struct loop *loop = new_loop(_i);
+	int a[2], b[2];
+
+	reset_rec();
+	make_pipe(a);
+	make_pipe(b);
+	del_pair[0] = a[0];
+	del_pair[1] = b[0];
+	ck_assert_int_eq(loop_add(loop, a[0], LOOP_READ, quiet_other_cb, NULL), FERRY_OK);
+	ck_assert_int_eq(loop_add(loop, b[0], LOOP_READ, quiet_other_cb, NULL), FERRY_OK);
+	quiet_round0 = loop_round(loop);
+	ck_assert_int_eq(loop_quiet_since(loop, a[0], quiet_round0), 0); /* not polled since */
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(loop_round(loop), quiet_round0 + 1);
+	ck_assert_int_eq(loop_quiet_since(loop, a[0], quiet_round0), 1);
+	ck_assert_int_eq(loop_quiet_since(loop, a[0], loop_round(loop)), 0);
+	ck_assert_int_eq(loop_quiet_since(loop, a[1], quiet_round0), 0); /* not registered */
+	put_byte(a[1]);
+	put_byte(b[1]);
+	quiet_seen_other = 0;
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 2);
+	ck_assert_int_eq(quiet_seen_other, 0);
+	ck_assert_int_eq(loop_quiet_since(loop, a[0], quiet_round0), 0); /* fired this round */
+	ck_assert_int_eq(loop_run_once(loop, 0), 0);
+	ck_assert_int_eq(loop_quiet_since(loop, a[0], quiet_round0), 1); /* drained, polled again */
+	loop_del(loop, a[0]);
+	loop_del(loop, b[0]);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
 /* Whichever runs first sets the other's interest to mod_to. */
 static int mod_to;
 
@@ -1363,6 +1416,7 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(io, test_mod_del, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_set_handler, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_delete_other_in_callback, 0, NBACKENDS);
+	tcase_add_loop_test(io, test_quiet_since, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_mod_other_in_callback, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_add_from_callback, 0, NBACKENDS);
 	tcase_add_loop_test(io, test_hup, 0, NBACKENDS);
