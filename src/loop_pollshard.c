@@ -16,6 +16,9 @@
  *     helper woke up for some other reason.
  * Watching less needs no poke: at worst the helper wakes once for an event the worker no
  * longer wants, and its next snapshot is current. At most one poke per snapshot. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np; the fuzz harnesses build without configure's flags */
+#endif
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
