@@ -19,7 +19,8 @@
 struct upstream_idle {
 	struct timer timer;          /* first: the timer callback casts back */
 	struct upstream_pool *pool;
-	struct upstream_idle *hnext;  /* bucket chain */
+	struct upstream_idle *hnext;  /* bucket chain, newest first */
+	struct upstream_idle **hpprev; /* what points at it: unlinked in O(1) */
 	struct upstream_idle *older, *newer; /* age list */
 	int fd;
 	uint16_t port;
@@ -115,10 +116,9 @@ static int host_eq(const char *a, const char *b, size_t len)
 /* Take e out of the bucket chain, the age list and the loop; the caller closes or reuses fd. */
 static void pool_unlink(struct upstream_pool *p, struct upstream_idle *e)
 {
-	struct upstream_idle **pp = &p->buckets[pool_hash(e->host, e->hostlen, e->port, p->nbuckets)];
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
+	*e->hpprev = e->hnext;
+	if (e->hnext)
+		e->hnext->hpprev = e->hpprev;
 	if (e->older)
 		e->older->newer = e->newer;
 	else
@@ -183,19 +183,25 @@ int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen,
 {
 	struct upstream_idle *best;
 	int vouched;
+	uint64_t round = loop_round(p->loop);
 again:
 	best = NULL;
 	vouched = 0;
-	/* the newest match the loop vouches for (below), else the newest match */
+	/* the newest match the loop vouches for (below), else the newest match; those that came
+	 * back in this round (at the head: the chain is newest first) cannot be vouched for, and
+	 * once one is the fallback the others are passed over unexamined */
 	for (struct upstream_idle *e = p->buckets[pool_hash(host, hostlen, port, p->nbuckets)];
 	     e && !vouched; e = e->hnext) {
+		int fresh = e->put_round >= round;
+		if (fresh && best)
+			continue;
 		if (e->port != port || e->hostlen != hostlen || !host_eq(e->host, host, hostlen))
 			continue;
 		/* only to an address the name still resolves to: a changed DNS answer is not
-		 * sidestepped by a warm connection (the chain is newest first) */
+		 * sidestepped by a warm connection */
 		for (int i = 0; i < naddrs; i++)
 			if (upstream_addr_eq(&e->addr, (const struct sockaddr *)&addrs[i])) {
-				vouched = loop_quiet_since(p->loop, e->fd, e->put_round);
+				vouched = !fresh && loop_quiet_since(p->loop, e->fd, e->put_round);
 				if (best == NULL || vouched)
 					best = e;
 				break;
@@ -268,6 +274,9 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 	}
 	size_t b = pool_hash(host, hostlen, port, p->nbuckets);
 	e->hnext = p->buckets[b];
+	e->hpprev = &p->buckets[b];
+	if (e->hnext)
+		e->hnext->hpprev = &e->hnext;
 	p->buckets[b] = e;
 	/* append as newest */
 	e->older = p->lru_tail;
