@@ -804,17 +804,14 @@ END_TEST
 /* Each of these response heads is broken or ambiguous: the client gets 502 with Connection:
  * close (test_e2e.c has cl_te, double_cl, cl_bad, obs_fold, bad_status, not_http, huge_head
  * and more; these are the rest). */
-START_TEST(response_shapes_502)
+/* GET each /raw/NAME of the test origin on its own connection: every one must be answered
+ * 502 with Connection: close (and with reason in the body, when given). Returns the list of
+ * those that were not, one line each (malloc'd, empty when all were), and their count. */
+static char *raws_answered_502(const char *const *raws, size_t n, const char *reason, size_t *bad)
 {
-	static const char *const raws[] = { "status_4digit", "status_alpha", "status_none",
-					    "http2", "icy", "bare_lf", "cl_list", "cl_signed",
-					    "cl_vt", "te_xchunked", "te_twice", "bad_name",
-					    "fold_first", "empty", "many_fields" };
 	char *fails = harness_fmt("%s", "");
-	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
 
-	begin(_i);
-	go();
+	*bad = 0;
 	for (size_t k = 0; k < n; k++) {
 		struct harness_conn c;
 		struct harness_resp r;
@@ -830,12 +827,14 @@ START_TEST(response_shapes_502)
 			why = harness_fmt("status %d, want 502", r.status);
 		else if (!harness_resp_has_token(&r, "Connection", "close"))
 			why = harness_fmt("502 without Connection: close");
+		else if (reason && (!r.body || !strstr(r.body, reason)))
+			why = harness_fmt("502 without the reason: \"%s\"", show(r.body, r.body_len));
 		if (why) {
 			char *f = harness_fmt("%s  [%s] %s\n", fails, path, why);
 
 			free(fails);
 			fails = f;
-			bad++;
+			(*bad)++;
 		}
 		free(why);
 		harness_resp_free(&r);
@@ -843,6 +842,20 @@ START_TEST(response_shapes_502)
 		free(q);
 		free(path);
 	}
+	return fails;
+}
+
+START_TEST(response_shapes_502)
+{
+	static const char *const raws[] = { "status_4digit", "status_alpha", "status_none",
+					    "http2", "icy", "bare_lf", "cl_list", "cl_signed",
+					    "cl_vt", "te_xchunked", "te_twice", "bad_name",
+					    "fold_first", "empty", "many_fields" };
+	size_t bad, n = sizeof(raws) / sizeof(raws[0]);
+
+	begin(_i);
+	go();
+	char *fails = raws_answered_502(raws, n, NULL, &bad);
 	EXPECT(bad == 0, "%zu of %zu broken responses not answered 502:\n%.3000s", bad, n, fails);
 	expect_alive("broken responses");
 	free(fails);
@@ -878,41 +891,11 @@ END_TEST
 START_TEST(response_bad_first_chunk_502)
 {
 	static const char *const raws[] = { "bad_chunk", "chunk_overflow" };
-	char *fails = harness_fmt("%s", "");
-	size_t bad = 0, n = sizeof(raws) / sizeof(raws[0]);
+	size_t bad, n = sizeof(raws) / sizeof(raws[0]);
 
 	begin(_i);
 	go();
-	for (size_t k = 0; k < n; k++) {
-		struct harness_conn c;
-		struct harness_resp r;
-		char *path = harness_fmt("/raw/%s", raws[k]);
-		char *q = req("GET", path, "");
-		char *why = NULL;
-
-		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
-		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
-		if (harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
-			why = harness_fmt("no response (eof %d err %d)", c.eof, c.err);
-		else if (r.status != 502)
-			why = harness_fmt("status %d, want 502", r.status);
-		else if (!harness_resp_has_token(&r, "Connection", "close"))
-			why = harness_fmt("502 without Connection: close");
-		else if (!r.body || !strstr(r.body, "malformed chunked body"))
-			why = harness_fmt("502 without the reason: \"%s\"", show(r.body, r.body_len));
-		if (why) {
-			char *f = harness_fmt("%s  [%s] %s\n", fails, path, why);
-
-			free(fails);
-			fails = f;
-			bad++;
-		}
-		free(why);
-		harness_resp_free(&r);
-		harness_close(&c);
-		free(q);
-		free(path);
-	}
+	char *fails = raws_answered_502(raws, n, "malformed chunked body", &bad);
 	EXPECT(bad == 0, "%zu of %zu bad first chunks not answered 502:\n%.3000s", bad, n, fails);
 	expect_alive("bad first chunks");
 	free(fails);
