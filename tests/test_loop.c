@@ -1020,14 +1020,17 @@ START_TEST(test_shard_fairness)
 	RUN_UNTIL(loop, calls[far[0]] > 0);
 	ck_assert_int_gt(calls[busy0[1]], 0);
 
-	/* The far shard busy every round: shard 0's newly readable pipe is still served. */
+	/* The far shard busy every round: shard 0's newly readable pipe is still served, and
+	 * the busy fd goes on being served too. Which helper's report a round collects first
+	 * depends on scheduling, so the pipe may well come first: both are only required to be
+	 * served within the guard. */
 	ck_assert_int_eq(loop_mod(loop, busy0[1], 0), FERRY_OK);
 	ck_assert_int_eq(loop_mod(loop, far[0], 0), FERRY_OK);
 	RUN_UNTIL(loop, calls[busy3[1]] > 1);
 	put_byte(near[1]);
 	reset_rec();
 	RUN_UNTIL(loop, calls[near[0]] > 0);
-	ck_assert_int_gt(calls[busy3[1]], 0);
+	RUN_UNTIL(loop, calls[busy3[1]] > 0);
 	ck_assert_int_eq(calls[far[0]], 0);
 
 	loop_del(loop, busy0[1]);
