@@ -1893,6 +1893,35 @@ static int conn_splice_response(struct conn *c, int *progress)
 	return FERRY_OK;
 }
 
+/* The client's side ended while its request is under way: a FIN (fin) or a reset. Answers
+ * what the buffered and the spliced paths both must: 0 to go on, 1 when the request was
+ * answered with an error, -1 when the connection was closed. */
+static int conn_client_ended(struct conn *c, int fin)
+{
+	c->c_eof = 1;
+	if (fin && c->req_scanned) {
+		/* a FIN after a whole request is a half-close (printf ... | nc -N, simple HTTP/1.0
+		 * tools): the request stands, as with HAProxy's default. It and the requests
+		 * pipelined before the FIN are answered; reading the FIN again in CS_HEAD then
+		 * closes the connection. */
+		return 0;
+	}
+	if (fin && !c->resp_head_sent) {
+		/* a FIN in the middle of the body: the request can never be complete; the origin
+		 * connection is dropped, so it never sees it complete either */
+		conn_error(c, 400, "request body cut short by the client");
+		return 1;
+	}
+	if (!c->resp_head_sent) {
+		/* a reset before any answer: like nginx, stop the origin's work rather than finish
+		 * it for nobody */
+		conn_close(c, 1);
+		return -1;
+	}
+	c->close_after = 1; /* finish this response, then close */
+	return 0;
+}
+
 /* Likewise the rest of a long request body (an upload of known length) goes client -> pipe ->
  * origin, once the head and every buffered body byte are out; exactly req_left bytes, so a
  * pipelined request behind it stays in the socket for cin. A request with a body is never
@@ -1908,7 +1937,7 @@ static int conn_splice_request(struct conn *c, int *progress)
 			return FERRY_AGAIN;
 	}
 	uint64_t moved = 0;
-	int moved_now = 0;
+	int moved_now = 0, was_eof = c->c_eof;
 	int r = conn_splice_dir(c, c->fd, c->ufd, &c->cpipe, &c->crd, &c->uwr, &c->c_eof, c->req_left,
 				&moved, &moved_now);
 	c->req_left -= moved;
@@ -1918,18 +1947,11 @@ static int conn_splice_request(struct conn *c, int *progress)
 		conn_set_timer(c, c->w->tl_upstream_idle);
 		*progress = 1;
 	}
-	if (r == FERRY_ERR || (c->c_eof && !c->req_scanned && !c->resp_head_sent)) {
-		/* the client left in the middle of its body, as the buffered path judges it: a FIN
-		 * gets a 400 (the request can never be complete), a reset stops the origin's work */
-		if (r == FERRY_ERR) {
-			conn_close(c, 1);
-			return -1;
-		}
-		conn_error(c, 400, "request body cut short by the client");
-		return 1;
+	if (r == FERRY_ERR || (c->c_eof && !was_eof)) {
+		int k = conn_client_ended(c, r != FERRY_ERR);
+		if (k != 0)
+			return k;
 	}
-	if (c->c_eof && !c->req_scanned)
-		c->close_after = 1; /* finish the answer that already started, then close */
 	if (r == SPLICE_DST_FAILED) {
 		/* maybe the origin answered early and closed: read what it said; the rest of the
 		 * body is dropped, and the connection closes after the response */
@@ -1966,25 +1988,9 @@ static int conn_step_http(struct conn *c)
 				return 1;
 			}
 		} else if (r == 0 || r == FERRY_ERR) {
-			c->c_eof = 1;
-			if (r == 0 && c->req_scanned) {
-				/* a FIN after a whole request is a half-close (printf ... | nc -N, simple
-				 * HTTP/1.0 tools): the request stands, as with HAProxy's default. It and
-				 * the requests pipelined before the FIN are answered; reading the FIN
-				 * again in CS_HEAD then closes the connection. */
-			} else if (r == 0 && !c->resp_head_sent) {
-				/* a FIN in the middle of the body: the request can never be complete;
-				 * the origin connection is dropped, so it never sees it complete either */
-				conn_error(c, 400, "request body cut short by the client");
-				return 1;
-			} else if (!c->resp_head_sent) {
-				/* a reset before any answer: like nginx, stop the origin's work rather
-				 * than finish it for nobody */
-				conn_close(c, 1);
-				return -1;
-			} else {
-				c->close_after = 1; /* finish this response, then close */
-			}
+			int k = conn_client_ended(c, r == 0);
+			if (k != 0)
+				return k;
 		} else if (c->cin && buf_len(c->cin) == 0) {
 			conn_release_if_empty(c, &c->cin);
 		}
