@@ -203,14 +203,6 @@ static void conn_close_upstream(struct conn *c)
  * requests, so a keep-alive request costs no malloc. Bounded like the conn free list. */
 #define CONNECT_FREE_MAX 64
 
-static struct conn_connect *conn_connect_alloc(struct worker *w)
-{
-	struct conn_connect *cx = freelist_get(&w->free_connects, sizeof(*cx));
-	if (cx != NULL)
-		memset(cx, 0, sizeof(*cx));
-	return cx;
-}
-
 static void conn_free_connect(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -229,10 +221,7 @@ static void conn_free_connect(struct conn *c)
 
 static struct conn *conn_alloc(struct worker *w)
 {
-	struct conn *c = freelist_get(&w->free_conns, sizeof(*c));
-	if (c != NULL)
-		memset(c, 0, sizeof(*c));
-	return c;
+	return freelist_get(&w->free_conns, sizeof(struct conn));
 }
 
 static void conn_free(struct worker *w, struct conn *c)
@@ -991,7 +980,7 @@ static void conn_start_connect(struct conn *c)
 {
 	struct worker *w = c->w;
 	conn_release_if_empty(c, &c->cin); /* thousands of CONNECTs may wait here */
-	c->cx = conn_connect_alloc(w);
+	c->cx = freelist_get(&w->free_connects, sizeof(struct conn_connect));
 	if (c->cx == NULL) {
 		conn_error(c, 500, "out of memory");
 		return;
@@ -1198,7 +1187,9 @@ static void conn_parent_resolve(struct conn *c)
 			return;
 		}
 		cp->p = p;
-		if (c->cx == NULL && (c->cx = conn_connect_alloc(w)) == NULL) {
+		if (c->cx == NULL)
+			c->cx = freelist_get(&w->free_connects, sizeof(struct conn_connect));
+		if (c->cx == NULL) {
 			conn_error(c, 500, "out of memory");
 			return;
 		}

@@ -1,5 +1,6 @@
 /* freelist.c - bounded free lists of same-sized objects. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "freelist.h"
 
@@ -7,10 +8,10 @@ void *freelist_get(struct freelist *fl, size_t size)
 {
 	void *p = fl->head;
 	if (p == NULL)
-		return malloc(size < sizeof(void *) ? sizeof(void *) : size);
+		return calloc(1, size < sizeof(void *) ? sizeof(void *) : size);
 	fl->head = *(void **)p;
 	fl->n--;
-	return p;
+	return memset(p, 0, size);
 }
 
 void freelist_put(struct freelist *fl, void *p, size_t max)

@@ -15,8 +15,8 @@ struct freelist { /* all zero: empty */
 	size_t n;
 };
 
-/* An object of size bytes (the same size at every call on one list), its contents undefined:
- * a kept one, or a new one. NULL when memory ran out. */
+/* A zeroed object of size bytes (the same size at every call on one list): a kept one, or a
+ * new one. NULL when memory ran out. */
 void *freelist_get(struct freelist *fl, size_t size);
 /* Keep p for the next get, or free it when max are kept already (max 0: a stopping worker
  * keeps nothing). p may be NULL. */

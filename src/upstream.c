@@ -251,7 +251,6 @@ void upstream_pool_put(struct upstream_pool *p, int fd, const char *host, size_t
 		close(fd);
 		return;
 	}
-	memset(e, 0, sizeof(*e));
 	timer_init(&e->timer, pool_on_timer);
 	e->pool = p;
 	e->fd = fd;

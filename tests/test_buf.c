@@ -241,6 +241,8 @@ START_TEST(test_freelist)
 	ck_assert_uint_eq(fl.n, 2);
 	ck_assert_ptr_eq(freelist_get(&fl, 100), b);
 	ck_assert_ptr_eq(freelist_get(&fl, 100), a);
+	for (int i = 0; i < 100; i++) /* zeroed again, the list's link included */
+		ck_assert_int_eq(a[i], 0);
 	ck_assert_uint_eq(fl.n, 0);
 	freelist_put(&fl, a, 0); /* a stopping worker keeps nothing */
 	ck_assert_uint_eq(fl.n, 0);
