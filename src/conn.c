@@ -505,7 +505,7 @@ static int method_idempotent(struct http_slice m)
 {
 	static const char *const idem[] = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", NULL };
 	for (int i = 0; idem[i]; i++)
-		if (m.len == strlen(idem[i]) && memcmp(m.p, idem[i], m.len) == 0)
+		if (http_method_is(m, idem[i]))
 			return 1;
 	return 0;
 }
@@ -678,9 +678,9 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	c->nreq++;
 	w->stats.requests++;
 	/* methods are case-sensitive (RFC 9110 section 9.1) */
-	c->is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
-	c->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
-	c->is_trace = h->method.len == 5 && memcmp(h->method.p, "TRACE", 5) == 0;
+	c->is_connect = http_method_is(h->method, "CONNECT");
+	c->is_head = http_method_is(h->method, "HEAD");
+	c->is_trace = http_method_is(h->method, "TRACE");
 	c->idempotent = method_idempotent(h->method);
 	c->client10 = h->version == 10;
 	if (c->client10)

@@ -164,7 +164,7 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	put(&o, " ", 1);
 	/* "OPTIONS http://h HTTP/1.1" asks about the server, not its "/": the last proxy sends the
 	 * asterisk-form (RFC 9112 section 3.2.4); to a parent it becomes "http://h" again */
-	if (t->path_absent && h->method.len == 7 && memcmp(h->method.p, "OPTIONS", 7) == 0)
+	if (t->path_absent && http_method_is(h->method, "OPTIONS"))
 		put(&o, "*", 1);
 	else
 		put_slice(&o, t->path);
@@ -315,8 +315,8 @@ ssize_t forward_connect_head(const char *host, int ip6, unsigned port, const cha
 
 long long forward_max_forwards(const struct http_head *h)
 {
-	int trace = h->method.len == 5 && memcmp(h->method.p, "TRACE", 5) == 0;
-	int options = h->method.len == 7 && memcmp(h->method.p, "OPTIONS", 7) == 0;
+	int trace = http_method_is(h->method, "TRACE");
+	int options = http_method_is(h->method, "OPTIONS");
 	if (!trace && !options)
 		return -1;
 	for (unsigned i = 0; i < h->nfields; i++) {

@@ -70,6 +70,13 @@ int http_slice_eq(struct http_slice s, const char *lw)
 	return lw[i] == '\0';
 }
 
+int http_method_is(struct http_slice method, const char *name)
+{
+	size_t n = strlen(name);
+
+	return method.len == n && memcmp(method.p, name, n) == 0;
+}
+
 /* By length, then the first letter: at most one string comparison per field. */
 enum http_field_id http_field_id(struct http_slice n)
 {

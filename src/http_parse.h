@@ -130,6 +130,8 @@ int http_parse_response(const char *buf, size_t len, size_t *scanned,
 
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case literal. */
 int http_slice_eq(struct http_slice s, const char *lower);
+/* Is the method exactly name? Methods are case-sensitive (RFC 9110 section 9.1). */
+int http_method_is(struct http_slice method, const char *name);
 
 /* Which of the names in enum http_field_id n is, case-insensitively (HF_OTHER: none). */
 enum http_field_id http_field_id(struct http_slice n);
