@@ -23,12 +23,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ferry [-c FILE] [-f] [-t] [-v] [-h]\n"
-		"  -c FILE  configuration file (default %s;\n"
-		"           when it does not exist, the built-in defaults are used)\n"
-		"  -f       stay in the foreground and log to stderr\n"
-		"  -t       check the configuration and exit (0 valid, 1 invalid)\n"
-		"  -v       print the version and exit\n"
-		"  -h       print this help and exit\n",
+		"  -c, --config FILE  configuration file (default %s;\n"
+		"                     when it does not exist, the built-in defaults are used)\n"
+		"  -f, --foreground   stay in the foreground and log to stderr\n"
+		"  -t, --test         check the configuration and exit (0 valid, 1 invalid)\n"
+		"  -v, --version      print the version and exit\n"
+		"  -h, --help         print this help and exit\n",
 		DEFAULT_CONFIG);
 }
 
@@ -44,9 +44,18 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	int foreground = 0, test = 0;
 	int opt;
+	/* the long names users type out of habit from other daemons */
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "test", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 
 	opterr = 0;
-	while ((opt = getopt(argc, argv, ":c:ftvh")) != -1) {
+	while ((opt = getopt_long(argc, argv, ":c:ftvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -64,10 +73,16 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return EXIT_OK;
 		case ':':
-			fprintf(stderr, "ferry: option -%c needs an argument (see ferry -h)\n", optopt);
+			if (strncmp(argv[optind - 1], "--", 2) == 0)
+				fprintf(stderr, "ferry: option %s needs an argument (see ferry -h)\n", argv[optind - 1]);
+			else
+				fprintf(stderr, "ferry: option -%c needs an argument (see ferry -h)\n", optopt);
 			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "ferry: unknown option -%c (see ferry -h)\n", optopt);
+			if (optopt)
+				fprintf(stderr, "ferry: unknown option -%c (see ferry -h)\n", optopt);
+			else
+				fprintf(stderr, "ferry: unknown option %s (see ferry -h)\n", argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}

@@ -169,6 +169,40 @@ START_TEST(cli_bad_option)
 }
 END_TEST
 
+/* the long spellings users type out of habit: --help, --version, --test, --config */
+START_TEST(cli_long_options)
+{
+	const char *help[] = { "--help", NULL };
+	const char *version[] = { "--version", NULL };
+	const char *bogus[] = { "--bogus", NULL };
+	const char *noarg[] = { "--config", NULL };
+	const char *check[] = { "--test", "--config", "/nonexistent/ferry/proxy.ini", NULL };
+	struct harness_run r;
+
+	ck_assert_int_eq(harness_run_ferry(&r, help, 5000), FERRY_OK);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strstr(r.out, "usage") && strstr(r.out, "--config"), "--help: \"%.600s\"", r.out);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_run_ferry(&r, version, 5000), FERRY_OK);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(strncmp(r.out, "ferry ", 6) == 0, "--version: \"%.600s\"", r.out);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_run_ferry(&r, bogus, 5000), FERRY_OK);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_msg(strstr(r.err, "unknown option --bogus"), "--bogus: \"%.600s\"", r.err);
+	harness_run_free(&r);
+	ck_assert_int_eq(harness_run_ferry(&r, noarg, 5000), FERRY_OK);
+	ck_assert_int_eq(r.status, 2);
+	ck_assert_msg(strstr(r.err, "--config needs an argument"), "--config: \"%.600s\"", r.err);
+	harness_run_free(&r);
+	/* --test reads the file --config names: a missing one is a configuration error */
+	ck_assert_int_eq(harness_run_ferry(&r, check, 5000), FERRY_OK);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "/nonexistent/ferry/proxy.ini"), "--test --config: \"%.600s\"", r.err);
+	harness_run_free(&r);
+}
+END_TEST
+
 START_TEST(cli_check_valid)
 {
 	struct harness_run r;
@@ -1512,6 +1546,7 @@ struct test_entry {
 static const struct test_entry tests[] = {
 	T("cli", cli_version, 0),
 	T("cli", cli_help, 0),
+	T("cli", cli_long_options, 0),
 	T("cli", cli_bad_option, 0),
 	T("cli", cli_check_valid, 0),
 	T("cli", cli_check_invalid, 0),
