@@ -1015,7 +1015,7 @@ static void conn_connect_next(struct conn *c)
 	}
 	while (cx->next < cx->res.naddrs) {
 		int i = cx->next++;
-		const struct sockaddr *sa = (const struct sockaddr *)&cx->res.addrs[i];
+		const struct sockaddr *sa = &cx->res.addrs[i].sa;
 		/* a parent's addresses are the operator's choice, not a destination */
 		if (c->par == NULL && cidr_list_match(&w->cfg->block_destinations, sa)) {
 			cx->blocked++;

@@ -105,11 +105,11 @@ static void dns_set_err(char *err, size_t errlen, const char *what, const char *
 /* ---- results ---- */
 
 static void dns_addr_to_sockaddr(const struct dns_addr *a, uint16_t port,
-				 struct sockaddr_storage *ss, socklen_t *len)
+				 union dns_sockaddr *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (a->family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		struct sockaddr_in6 *s6 = &ss->in6;
 
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons(port);
@@ -117,7 +117,7 @@ static void dns_addr_to_sockaddr(const struct dns_addr *a, uint16_t port,
 		memcpy(&s6->sin6_addr, a->bytes, 16);
 		*len = sizeof(*s6);
 	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		struct sockaddr_in *s4 = &ss->in4;
 
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);

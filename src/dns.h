@@ -9,15 +9,25 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "loop.h"
 
 #define DNS_MAX_ADDRS 8
 
+/* One resolved address, sized for IPv6 rather than for every family: a sockaddr_storage is
+ * 128 bytes, and eight of them made each connect in flight (conn.c keeps a result while it
+ * tries the addresses) hold over 1 KiB. */
+union dns_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+
 struct dns_result {
 	int naddrs;                       /* 1..DNS_MAX_ADDRS on success */
-	struct sockaddr_storage addrs[DNS_MAX_ADDRS]; /* ports set to the requested port; the
+	union dns_sockaddr addrs[DNS_MAX_ADDRS]; /* ports set to the requested port; the
 					     order alternates families (AAAA first when the
 					     resolver answered both), as happy eyeballs wants */
 	socklen_t addrlens[DNS_MAX_ADDRS];

@@ -179,7 +179,7 @@ void upstream_pool_destroy(struct upstream_pool *p)
 }
 
 int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
-		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr)
+		      const union dns_sockaddr *addrs, int naddrs, union upstream_addr *addr)
 {
 	struct upstream_idle *best;
 	int vouched;
@@ -200,7 +200,7 @@ again:
 		/* only to an address the name still resolves to: a changed DNS answer is not
 		 * sidestepped by a warm connection */
 		for (int i = 0; i < naddrs; i++)
-			if (upstream_addr_eq(&e->addr, (const struct sockaddr *)&addrs[i])) {
+			if (upstream_addr_eq(&e->addr, &addrs[i].sa)) {
 				vouched = !fresh && loop_quiet_since(p->loop, e->fd, e->put_round);
 				if (best == NULL || vouched)
 					best = e;

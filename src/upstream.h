@@ -9,6 +9,7 @@
 
 #include <netinet/in.h>
 
+#include "dns.h"
 #include "freelist.h"
 #include "loop.h"
 
@@ -54,7 +55,7 @@ void upstream_pool_destroy(struct upstream_pool *p);
  * handed out. A poll of it since it was put vouches for that (loop_quiet_since); without one,
  * a recv(MSG_PEEK) looks. */
 int upstream_pool_get(struct upstream_pool *p, const char *host, size_t hostlen, uint16_t port,
-		      const struct sockaddr_storage *addrs, int naddrs, union upstream_addr *addr);
+		      const union dns_sockaddr *addrs, int naddrs, union upstream_addr *addr);
 /* Hand an idle connection (response complete, nothing pending) to the pool; the pool watches
  * it and closes it when the origin closes or sends anything, at pool_idle, or to make room.
  * The fd may be registered with the loop (its handler and events are taken over) or not. */

@@ -160,36 +160,35 @@ static void env_down(void)
 	unsetenv("CARES_HOSTS");
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
+static int is_loopback(const union dns_sockaddr *ss)
 {
-	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-	if (ss->ss_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	if (ss->sa.sa_family == AF_INET)
+		return (ntohl(ss->in4.sin_addr.s_addr) >> 24) == 127;
+	if (ss->sa.sa_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&ss->in6.sin6_addr);
 	return 0;
 }
 
-static uint16_t port_of(const struct sockaddr_storage *ss)
+static uint16_t port_of(const union dns_sockaddr *ss)
 {
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->sa.sa_family == AF_INET6)
+		return ntohs(ss->in6.sin6_port);
+	return ntohs(ss->in4.sin_port);
 }
 
-static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+static const char *addr_str(const union dns_sockaddr *ss, char *buf, size_t len)
 {
-	const void *a = ss->ss_family == AF_INET6 ?
-		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
-		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	const void *a = ss->sa.sa_family == AF_INET6 ? (const void *)&ss->in6.sin6_addr
+						    : (const void *)&ss->in4.sin_addr;
 
-	return inet_ntop(ss->ss_family, a, buf, (socklen_t)len);
+	return inet_ntop(ss->sa.sa_family, a, buf, (socklen_t)len);
 }
 
 static void assert_ports(const struct dns_result *res, uint16_t port)
 {
 	for (int i = 0; i < res->naddrs; i++) {
 		ck_assert_int_eq(port_of(&res->addrs[i]), port);
-		ck_assert_uint_eq(res->addrlens[i], res->addrs[i].ss_family == AF_INET6 ?
+		ck_assert_uint_eq(res->addrlens[i], res->addrs[i].sa.sa_family == AF_INET6 ?
 				  sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	}
 }
@@ -255,7 +254,7 @@ START_TEST(literal_v4)
 	ck_assert_int_eq(dns_resolve(dn, "127.0.0.1", 8080, rec_cb, &r, &res, &q), FERRY_OK);
 	ck_assert_ptr_null(q);
 	ck_assert_int_eq(res.naddrs, 1);
-	ck_assert_int_eq(res.addrs[0].ss_family, AF_INET);
+	ck_assert_int_eq(res.addrs[0].sa.sa_family, AF_INET);
 	ck_assert_str_eq(addr_str(&res.addrs[0], buf, sizeof(buf)), "127.0.0.1");
 	assert_ports(&res, 8080);
 	ck_assert_int_eq(dns_next_timeout(dn), -1); /* c-ares never saw it */
@@ -278,14 +277,14 @@ START_TEST(literal_v6)
 	ck_assert_int_eq(dns_resolve(dn, "::1", 443, rec_cb, &r, &res, &q), FERRY_OK);
 	ck_assert_ptr_null(q);
 	ck_assert_int_eq(res.naddrs, 1);
-	ck_assert_int_eq(res.addrs[0].ss_family, AF_INET6);
+	ck_assert_int_eq(res.addrs[0].sa.sa_family, AF_INET6);
 	ck_assert_str_eq(addr_str(&res.addrs[0], buf, sizeof(buf)), "::1");
 	assert_ports(&res, 443);
 
 	ck_assert_int_eq(dns_resolve(dn, "fe80::1%7", 80, rec_cb, &r, &res, &q), FERRY_OK);
 	ck_assert_int_eq(res.naddrs, 1);
-	ck_assert_int_eq(res.addrs[0].ss_family, AF_INET6);
-	ck_assert_uint_eq(((struct sockaddr_in6 *)&res.addrs[0])->sin6_scope_id, 7);
+	ck_assert_int_eq(res.addrs[0].sa.sa_family, AF_INET6);
+	ck_assert_uint_eq(res.addrs[0].in6.sin6_scope_id, 7);
 	assert_ports(&res, 80);
 	ck_assert_int_eq(dns_next_timeout(dn), -1);
 	spin_rounds(3);
@@ -340,7 +339,7 @@ START_TEST(localhost_then_cache_hit)
 	ck_assert_ptr_null(q);
 	ck_assert_int_eq(now.naddrs, first.naddrs);
 	for (int i = 0; i < now.naddrs; i++)
-		ck_assert_int_eq(now.addrs[i].ss_family, first.addrs[i].ss_family);
+		ck_assert_int_eq(now.addrs[i].sa.sa_family, first.addrs[i].sa.sa_family);
 	assert_ports(&now, 3128);
 	dns_get_stats(dn, &st);
 	ck_assert_uint_eq(st.cache_hits, 1);
@@ -386,7 +385,7 @@ START_TEST(families_alternate_aaaa_first)
 	resolve_async_ok("many.test", 80, &res); /* ten addresses in the file */
 	ck_assert_int_eq(res.naddrs, DNS_MAX_ADDRS);
 	for (int i = 0; i < res.naddrs; i++)
-		ck_assert_int_eq(res.addrs[i].ss_family, AF_INET);
+		ck_assert_int_eq(res.addrs[i].sa.sa_family, AF_INET);
 	env_down();
 }
 END_TEST

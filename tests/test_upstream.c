@@ -22,7 +22,7 @@
 static struct loop *loop;
 static struct upstream_pool pool;
 static union upstream_addr addr;
-static struct sockaddr_storage addrs[1];
+static union dns_sockaddr addrs[1];
 
 static void setup(void)
 {
@@ -36,7 +36,7 @@ static void setup(void)
 	addr.in4.sin_port = htons(80);
 	addr.in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	memset(addrs, 0, sizeof(addrs));
-	memcpy(&addrs[0], &addr.in4, sizeof(addr.in4));
+	addrs[0].in4 = addr.in4;
 }
 
 static void teardown(void)
