@@ -406,6 +406,24 @@ int harness_free_port(void)
 	return port;
 }
 
+int harness_closed_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+		close(fd);
+		return -1;
+	}
+	return ntohs(a.sin_port); /* fd deliberately kept: see harness.h */
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");

@@ -112,6 +112,11 @@ void harness_run_free(struct harness_run *r);
 
 /* A loopback port that was free a moment ago. */
 int harness_free_port(void);
+/* A port on 127.0.0.1 that refuses connections for the rest of the test process: bound, never
+ * listening, and held (the socket stays open until the process exits), so neither another
+ * suite's listener nor a connect's ephemeral source port can take it, as they can a port
+ * harness_free_port() only found free. */
+int harness_closed_port(void);
 /* A listening socket on 127.0.0.1 (port 0: any) with this backlog; *port gets the port. */
 int harness_listen(int port, int backlog, int *bound);
 int harness_write_file(const char *path, const char *text);

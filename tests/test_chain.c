@@ -949,7 +949,7 @@ START_TEST(socks5_parent_with_and_without_credentials)
 	snprintf(req, sizeof(req), "1 127.0.0.1 %d", origin.echo_port);
 	ck_assert_str_eq(last, req);
 	/* the parent cannot reach the destination: its reply, as a 502 naming it */
-	int dead = harness_free_port();
+	int dead = harness_closed_port();
 	snprintf(req, sizeof(req), "GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\n\r\n", dead);
 	ask(ferry.port, req, &r);
 	ck_assert_int_eq(r.status, 502);
@@ -1070,7 +1070,7 @@ START_TEST(parents_in_order_and_skipped)
 	 * tried, which is the first one, skipped at first and tried once the second failed */
 	begin(_i);
 	sp = socks_start(NULL, NULL);
-	int dead = harness_free_port();
+	int dead = harness_closed_port();
 	snprintf(v, sizeof(v), "http://127.0.0.1:%d, socks5://127.0.0.1:%d", dead, sp);
 	harness_conf_set(&conf, "upstream", "parent", v);
 	harness_conf_set(&conf, "server", "threads", "1");
@@ -1094,7 +1094,7 @@ START_TEST(routes_suffix_cidr_direct)
 {
 	begin(_i);
 	int sp = socks_start(NULL, NULL);
-	int dead = harness_free_port();
+	int dead = harness_closed_port();
 	char v[256], req[256], last[400];
 	snprintf(v, sizeof(v), "http://127.0.0.1:%d", dead);
 	harness_conf_set(&conf, "upstream", "parent", v); /* the default: a dead parent */

@@ -582,7 +582,7 @@ END_TEST
 START_TEST(connect_refused_502)
 {
 	struct harness_resp r;
-	int closed = harness_free_port();
+	int closed = harness_closed_port();
 	char *ports;
 	char *q;
 
@@ -683,7 +683,7 @@ START_TEST(unreachable_origin_502)
 {
 	struct harness_conn c;
 	struct harness_resp r;
-	int closed = harness_free_port();
+	int closed = harness_closed_port();
 	char *q;
 
 	begin(_i);
@@ -1375,7 +1375,7 @@ END_TEST
 START_TEST(error_bodies_text_plain)
 {
 	struct harness_resp r;
-	int closed = harness_free_port();
+	int closed = harness_closed_port();
 	char *q;
 
 	begin(_i);

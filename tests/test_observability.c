@@ -877,7 +877,7 @@ START_TEST(access_log_line_per_kind)
 	free(got);
 
 	/* 502: nobody listens there */
-	int dead = harness_free_port();
+	int dead = harness_closed_port();
 	char target502[128], req502[512];
 	snprintf(target502, sizeof(target502), "http://127.0.0.1:%d/x", dead);
 	snprintf(req502, sizeof(req502), "GET %s HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic " ALICE

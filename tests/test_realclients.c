@@ -640,7 +640,7 @@ START_TEST(curl_connect_tunnel)
 	prog_free(&p);
 	expect_file_pattern("GET in a CONNECT tunnel", in_dir("b"), 400000);
 
-	int closed = harness_free_port();
+	int closed = harness_closed_port();
 	const char *refused[] = { "curl", "-sS", "-p", "-x", proxy_addr(), "-o", "/dev/null",
 		url("http://127.0.0.1:%d/", closed), NULL };
 	run(&p, refused, NULL, RUN_MS);
