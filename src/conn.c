@@ -130,7 +130,7 @@ struct conn {
 	union upstream_addr uaddr;         /* where ufd goes (the pool's key, with host and port) */
 	uint16_t port;
 	char host[UPSTREAM_HOST_MAX];
-	struct sockaddr_storage peer;
+	union upstream_addr peer;          /* the client (TCP only: IPv4 or IPv6) */
 
 	/* the request being logged (conn_log_*): its access log line and counters */
 	char *lg_req;                      /* "METHOD TARGET" when the access log is on */
@@ -231,12 +231,23 @@ static void conn_free(struct worker *w, struct conn *c)
 
 /* A system call on one of c's sockets failed: say which side and which call (log_syscall
  * keeps resets and broken pipes at debug). errno is preserved. */
+/* Keep the client's address in 28 bytes rather than a sockaddr_storage's 128: ferry listens
+ * on TCP only, and a PROXY header carries IPv4 or IPv6 or nothing (proxyproto.h). */
+static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
+{
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (ss->ss_family == AF_INET)
+		memcpy(&c->peer.in4, ss, sizeof(c->peer.in4));
+	else if (ss->ss_family == AF_INET6)
+		memcpy(&c->peer.in6, ss, sizeof(c->peer.in6));
+}
+
 static void conn_syscall_failed(struct conn *c, int fd, const char *call)
 {
 	int e = errno;
 	if (fd == c->fd) {
 		char ip[INET6_ADDRSTRLEN] = "?";
-		const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+		const struct sockaddr *sa = &c->peer.sa;
 		if (sa->sa_family == AF_INET)
 			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
 		else if (sa->sa_family == AF_INET6)
@@ -287,7 +298,7 @@ static void conn_log_end(struct conn *c)
 	stats_add(w->st, STATS_BYTES_OUT, c->lg_out);
 	if (accesslog_enabled()) {
 		struct accesslog_entry e = {
-			.client = (const struct sockaddr *)&c->peer,
+			.client = &c->peer.sa,
 			.user = c->user,
 			.request = c->lg_req,
 			.status = c->lg_status,
@@ -342,7 +353,7 @@ static void conn_close(struct conn *c, int reset)
 	if (c->next)
 		c->next->prev = c->prev;
 	if (c->counted)
-		clients_release(w->clients, (const struct sockaddr *)&c->peer);
+		clients_release(w->clients, &c->peer.sa);
 	conn_free(w, c);
 	worker_conn_closed(w);
 }
@@ -866,9 +877,9 @@ static int conn_step_proxy(struct conn *c)
 			if (r > 0) {
 				c->cin->start += (uint32_t)r;
 				if (!pr.local)
-					c->peer = pr.src;
+					conn_set_peer(c, &pr.src);
 				int counted = 0;
-				int deny = acceptor_client_check(w->cfg, w->clients, (const struct sockaddr *)&c->peer,
+				int deny = acceptor_client_check(w->cfg, w->clients, &c->peer.sa,
 								 &counted);
 				c->counted = counted != 0;
 				c->state = CS_HEAD;
@@ -2418,7 +2429,7 @@ void conn_accept(struct worker *w, const struct worker_handoff *h)
 	c->w = w;
 	c->fd = h->fd;
 	c->ufd = -1;
-	c->peer = h->peer;
+	conn_set_peer(c, &h->peer);
 	c->counted = h->counted && w->clients != NULL;
 	timer_init(&c->timer, conn_on_timer);
 	conn_reset_request(c);
