@@ -45,6 +45,7 @@ struct admin_client {
 	uint64_t deadline;
 	char in[ADMIN_HEAD_MAX];
 	size_t inlen;
+	int line_ok; /* the request line ended and admin_line_ok passed it */
 	char *out;
 	size_t outlen, outpos;
 };
@@ -306,36 +307,59 @@ static int is_tchar(char ch)
 	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-/* A complete head is in c->in (len bytes up to and with the empty line): answer it. */
-static void admin_handle(struct admin *a, struct admin_client *c, size_t len)
+/* The request line (the first ll bytes of c->in, without its line end): METHOD SP TARGET SP
+ * HTTP/1.x, nothing else. 1 if so, with the method's and the target's lengths; else 0 with
+ * the 400 queued. Checked as soon as the line ends, so a client that sends anything else
+ * hears why at once rather than being dropped when the head times out. */
+static int admin_line_ok(struct admin_client *c, size_t ll, size_t *mlen_out, size_t *tlen_out)
 {
-	char *line = c->in, *eol = memchr(c->in, '\n', len);
-	size_t ll = (size_t)(eol - line);
-	if (ll > 0 && line[ll - 1] == '\r')
-		ll--;
-	/* METHOD SP TARGET SP HTTP/1.x, nothing else */
-	char *sp1 = memchr(line, ' ', ll);
-	char *sp2 = sp1 ? memchr(sp1 + 1, ' ', ll - (size_t)(sp1 + 1 - line)) : NULL;
+	const char *line = c->in;
+	const char *sp1 = memchr(line, ' ', ll);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', ll - (size_t)(sp1 + 1 - line)) : NULL;
 	if (sp1 == NULL || sp2 == NULL || sp1 == line || sp2 == sp1 + 1) {
 		admin_error(c, 400, "Bad Request", "malformed request line", NULL);
-		return;
+		return 0;
 	}
 	size_t mlen = (size_t)(sp1 - line), tlen = (size_t)(sp2 - sp1 - 1), vlen = ll - (size_t)(sp2 + 1 - line);
 	for (size_t i = 0; i < mlen; i++)
 		if (!is_tchar(line[i])) {
 			admin_error(c, 400, "Bad Request", "malformed method", NULL);
-			return;
+			return 0;
 		}
 	if (vlen != 8 || (memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 && memcmp(sp2 + 1, "HTTP/1.0", 8) != 0)) {
 		admin_error(c, 400, "Bad Request", "expected HTTP/1.0 or HTTP/1.1", NULL);
-		return;
+		return 0;
 	}
 	const char *target = sp1 + 1;
 	for (size_t i = 0; i < tlen; i++)
 		if ((unsigned char)target[i] <= 0x20 || (unsigned char)target[i] >= 0x7f) {
 			admin_error(c, 400, "Bad Request", "malformed target", NULL);
-			return;
+			return 0;
 		}
+	*mlen_out = mlen;
+	*tlen_out = tlen;
+	return 1;
+}
+
+/* The length of the request line in c->in without its line end, or -1 while it has not
+ * ended. */
+static ssize_t admin_line_len(const struct admin_client *c)
+{
+	const char *eol = memchr(c->in, '\n', c->inlen);
+	if (eol == NULL)
+		return -1;
+	size_t ll = (size_t)(eol - c->in);
+	return (ssize_t)(ll > 0 && c->in[ll - 1] == '\r' ? ll - 1 : ll);
+}
+
+/* A complete head is in c->in (up to and with the empty line): answer it. */
+static void admin_handle(struct admin *a, struct admin_client *c)
+{
+	const char *line = c->in;
+	size_t mlen, tlen;
+	if (!admin_line_ok(c, (size_t)admin_line_len(c), &mlen, &tlen))
+		return;
+	const char *target = line + mlen + 1;
 	if (target[0] != '/') {
 		admin_error(c, 400, "Bad Request", "the target must be a path (/metrics, /status)", NULL);
 		return;
@@ -397,10 +421,28 @@ static void admin_read(struct admin *a, struct admin_client *c)
 		}
 		size_t from = c->inlen >= 3 ? c->inlen - 3 : 0;
 		c->inlen += (size_t)r;
+		if (!c->line_ok) {
+			ssize_t ll = admin_line_len(c);
+			size_t mlen, tlen;
+			if (ll >= 0 && !admin_line_ok(c, (size_t)ll, &mlen, &tlen))
+				return;
+			if (ll >= 0) {
+				c->line_ok = 1;
+			} else {
+				/* a byte no request line holds: no need to wait for the rest */
+				for (size_t i = c->inlen - (size_t)r; i < c->inlen; i++) {
+					unsigned char ch = (unsigned char)c->in[i];
+					if ((ch < 0x20 && ch != '\r') || ch >= 0x7f) {
+						admin_error(c, 400, "Bad Request", "malformed request line", NULL);
+						return;
+					}
+				}
+			}
+		}
 		for (size_t i = from; i + 1 < c->inlen; i++) {
 			if (c->in[i] == '\n' && (c->in[i + 1] == '\n' ||
 			    (c->in[i + 1] == '\r' && i + 2 < c->inlen && c->in[i + 2] == '\n'))) {
-				admin_handle(a, c, i + 1);
+				admin_handle(a, c);
 				return;
 			}
 		}
@@ -536,7 +578,11 @@ static void *admin_main(void *arg)
 						c->deadline = 0;
 				}
 			}
-			if ((c->phase == AP_LINGER && c->deadline == 0) || now >= c->deadline) {
+			if (c->phase == AP_READ && c->inlen > 0 && now >= c->deadline) {
+				/* part of a head came, then nothing: say so, as the proxy port does */
+				admin_error(c, 408, "Request Timeout", "timed out waiting for the request head", NULL);
+				c->deadline = now + ADMIN_TIMEOUT_MS;
+			} else if ((c->phase == AP_LINGER && c->deadline == 0) || now >= c->deadline) {
 				admin_drop(a, i);
 			}
 		}

@@ -1256,6 +1256,12 @@ START_TEST(admin_answers_bad_requests)
 	admin_expect("garbage\r\n\r\n", 400, "request line");
 	admin_expect("GET http://x/metrics HTTP/1.1\r\n\r\n", 400, "path");
 	admin_expect("G(T /metrics HTTP/1.1\r\n\r\n", 400, "method");
+	/* a bad request line is refused when it ends, or at its first impossible byte, without
+	 * waiting for the rest of a head that will never come */
+	admin_expect("GET /metrics HTTP/9\r\n", 400, "HTTP/1");
+	admin_expect("\x16\x03\x01", 400, "request line");
+	/* part of a head, then silence: a 408 that says so, not a silent close */
+	admin_expect("GET /metrics HTTP/1.1\r\nHost: x\r\n", 408, "request head");
 	/* HEAD: the head only */
 	struct harness_resp r;
 	ck_assert_int_eq(harness_request(admin_port, "HEAD /status HTTP/1.1\r\n\r\n", &r, HARNESS_NOBODY), FERRY_OK);
