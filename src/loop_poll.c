@@ -28,6 +28,7 @@
 struct poll_state {
 	struct loop_pollshard **shards; /* nshards made so far, of maxshards */
 	int nshards, maxshards;
+	int nfds;    /* registered, in all shards */
 	int *slot;   /* by fd: shard * LOOP_POLLSHARD_FDS + index; -1 when not registered */
 	int maxfds;
 	int wake_fd; /* eventfd the helpers write; -1 until the first helper */
@@ -100,6 +101,26 @@ static int poll_shard_with_room(struct poll_state *s)
 	return s->nshards++;
 }
 
+/* After a burst of connections, give back the helpers it started: the last shard once it is
+ * empty and the shards before it are no more than half a shard short of full, so a count
+ * that hovers at a shard's edge does not start and stop a thread per connection; and the
+ * helper of shard 0 when it is the only one left, which the worker then polls itself again.
+ * A shard in the middle that empties keeps its place (the slots of the fds above it are
+ * numbered by shard): its helper sleeps until the shards above it empty too. */
+static void poll_retire(struct poll_state *s)
+{
+	while (s->nshards > 1 && loop_pollshard_count(s->shards[s->nshards - 1]) == 0 &&
+	       s->nfds <= (s->nshards - 1) * LOOP_POLLSHARD_FDS - LOOP_POLLSHARD_FDS / 2) {
+		loop_pollshard_destroy(s->shards[--s->nshards]);
+		s->shards[s->nshards] = NULL;
+	}
+	if (s->nshards == 1 && s->wake_fd >= 0) {
+		loop_pollshard_unhelp(s->shards[0]);
+		close(s->wake_fd);
+		s->wake_fd = -1;
+	}
+}
+
 static int poll_add(void *state, int fd, int events)
 {
 	struct poll_state *s = state;
@@ -108,6 +129,7 @@ static int poll_add(void *state, int fd, int events)
 	if (k < 0)
 		return FERRY_ERR;
 	s->slot[fd] = k * LOOP_POLLSHARD_FDS + loop_pollshard_add(s->shards[k], fd, events);
+	s->nfds++;
 	return FERRY_OK;
 }
 
@@ -131,6 +153,8 @@ static void poll_del(void *state, int fd, int old)
 	if (moved >= 0)
 		s->slot[moved] = pos;
 	s->slot[fd] = -1;
+	s->nfds--;
+	poll_retire(s);
 }
 
 static uint64_t poll_now_ms(void)

@@ -251,25 +251,36 @@ fail:
 	return FERRY_ERR;
 }
 
+void loop_pollshard_unhelp(struct loop_pollshard *sh)
+{
+	uint64_t one = 1;
+
+	if (!sh->helped)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	sh->stop = 1;
+	pthread_cond_signal(&sh->cond);
+	(void)!write(sh->ctl_fd, &one, sizeof(one));
+	pthread_mutex_unlock(&sh->lock);
+	pthread_join(sh->thread, NULL);
+	pthread_cond_destroy(&sh->cond);
+	pthread_mutex_destroy(&sh->lock);
+	close(sh->ctl_fd);
+	sh->ctl_fd = -1;
+	free(sh->snap);
+	free(sh->hits);
+	sh->snap = NULL;
+	sh->hits = NULL;
+	/* a report the worker had not collected is not lost: its next poll() of the shard is
+	 * level-triggered */
+	sh->helped = sh->armed = sh->poked = sh->ready = sh->nhits = sh->stop = 0;
+}
+
 void loop_pollshard_destroy(struct loop_pollshard *sh)
 {
 	if (!sh)
 		return;
-	if (sh->helped) {
-		uint64_t one = 1;
-
-		pthread_mutex_lock(&sh->lock);
-		sh->stop = 1;
-		pthread_cond_signal(&sh->cond);
-		(void)!write(sh->ctl_fd, &one, sizeof(one));
-		pthread_mutex_unlock(&sh->lock);
-		pthread_join(sh->thread, NULL);
-		pthread_cond_destroy(&sh->cond);
-		pthread_mutex_destroy(&sh->lock);
-		close(sh->ctl_fd);
-	}
-	free(sh->snap);
-	free(sh->hits);
+	loop_pollshard_unhelp(sh);
 	free(sh->pfds);
 	free(sh);
 }

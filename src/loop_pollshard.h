@@ -38,6 +38,9 @@ struct loop_pollshard *loop_pollshard_create(int wake_fd);
 /* Give a shard made without a helper one, writing wake_fd (its fds stay). FERRY_OK, or
  * FERRY_ERR with errno set and the shard still without a helper. */
 int loop_pollshard_help(struct loop_pollshard *sh, int wake_fd);
+/* Stops and joins the helper, if any; the shard keeps its fds and is polled by the caller
+ * again (loop_pollshard_wait). */
+void loop_pollshard_unhelp(struct loop_pollshard *sh);
 /* Stops and joins the helper, if any, and frees the shard. */
 void loop_pollshard_destroy(struct loop_pollshard *sh);
 /* How many fds the shard holds: they are at indices 0..count-1. */

@@ -1077,6 +1077,60 @@ START_TEST(test_shard_destroy_joins)
 }
 END_TEST
 
+/* After a burst the helpers go away again, and come back with the next one; at a shard's
+ * edge a connection more or less does not start or stop a thread each time. */
+START_TEST(test_shard_helpers_retire)
+{
+	int base = count_threads();
+	struct loop *loop = new_loop(_i);
+	int p[2];
+
+	setup_shards();
+	fill(loop, 3 * SHARD);
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, 3 * SHARD));
+	fill_close(loop);
+	wait_threads(base);
+
+	/* the loop still reports, now without helpers */
+	make_pipe(p);
+	ck_assert_int_eq(loop_add(loop, p[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+	put_byte(p[1]);
+	ck_assert_int_eq(loop_run_once(loop, GUARD_MS), 1);
+	ck_assert_int_eq(calls[p[0]], 1);
+
+	/* a second burst: helpers again, and p[0], now in shard 0 under a helper, still
+	 * reported */
+	fill(loop, SHARD);
+	ck_assert_int_eq(count_threads(), base + helpers_for(_i, SHARD + 1));
+	put_byte(p[1]);
+	RUN_UNTIL(loop, calls[p[0]] == 2);
+	/* at the edge: the last filler pair out and in again, twice; the helpers stay */
+	for (int round = 0; round < 2; round++) {
+		int q[2];
+
+		loop_del(loop, filler[--nfiller]);
+		close(filler[nfiller]);
+		loop_del(loop, filler[--nfiller]);
+		close(filler[nfiller]);
+		ck_assert_int_eq(count_threads(), base + helpers_for(_i, SHARD + 1));
+		make_pipe(q);
+		ck_assert_int_eq(loop_add(loop, q[0], LOOP_READ, rec_cb, NULL), FERRY_OK);
+		ck_assert_int_eq(loop_add(loop, q[1], 0, rec_cb, NULL), FERRY_OK);
+		filler[nfiller++] = q[0];
+		filler[nfiller++] = q[1];
+		ck_assert_int_eq(count_threads(), base + helpers_for(_i, SHARD + 1));
+	}
+	fill_close(loop);
+	wait_threads(base);
+	put_byte(p[1]);
+	RUN_UNTIL(loop, calls[p[0]] == 3);
+	loop_del(loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	loop_destroy(loop);
+}
+END_TEST
+
 /* ---- EINTR ---- */
 
 static volatile sig_atomic_t alarms;
@@ -1431,6 +1485,7 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(shards, test_shard_many_fire, 0, NBACKENDS);
 	tcase_add_loop_test(shards, test_shard_fairness, 0, NBACKENDS);
 	tcase_add_loop_test(shards, test_shard_destroy_joins, 0, NBACKENDS);
+	tcase_add_loop_test(shards, test_shard_helpers_retire, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timer_list_get, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timers_in_order, 0, NBACKENDS);
 	tcase_add_loop_test(tm, test_timer_lists_merge, 0, NBACKENDS);
