@@ -716,6 +716,13 @@ static int parse_authority(const char *p, const char *end, int need_port, struct
 		t->host_is_ip6 = 1;
 		p = q + 1;
 	} else {
+		/* "CONNECT ::1:443" (openssl s_client -proxy writes IPv6 so): two colons outside
+		 * brackets are an IPv6 address RFC 3986 wants as "[::1]:443"; say so rather than
+		 * "empty host" or "invalid port" */
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+
+		if (colon && memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+			return target_fail(t, 400, "IPv6 address without brackets ([addr]:port)");
 		for (q = p; q < end && *q != ':'; q++) {
 			if (HAS(*q, C_REG))
 				continue;

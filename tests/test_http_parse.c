@@ -828,6 +828,14 @@ START_TEST(test_target_connect)
 		ck_assert_msg(target_status(bad[i], 1) == 400, "accepted: %s", bad[i]);
 	/* an authority is not an absolute-form target */
 	ck_assert_int_eq(target_status("host:443", 0), 501);
+	/* IPv6 without brackets, as openssl s_client -proxy sends it: a reason that says so */
+	ck_assert_int_eq(target("::1:443", 1, &t), FERRY_ERR);
+	ck_assert_str_eq(t.error, "IPv6 address without brackets ([addr]:port)");
+	ck_assert_int_eq(target("2001:db8::1:443", 1, &t), FERRY_ERR);
+	ck_assert_str_eq(t.error, "IPv6 address without brackets ([addr]:port)");
+	ck_assert_int_eq(target("http://::1:80/", 0, &t), FERRY_ERR);
+	ck_assert_str_eq(t.error, "IPv6 address without brackets ([addr]:port)");
+	ck_assert_int_eq(target_status("http://::1/", 0), 400);
 	release();
 }
 END_TEST
