@@ -1638,6 +1638,34 @@ START_TEST(curl_wrong_proxy_protocol)
 }
 END_TEST
 
+/* --http1.0 -I of a chunked resource: the HEAD answer has no body, and an HTTP/1.0 client
+ * must not be sent Transfer-Encoding (RFC 9112 section 6.1); an HTTP/1.1 client gets the
+ * field as the origin sent it. The connection stays usable for the next URL. */
+START_TEST(curl_http10_head)
+{
+	struct prog p;
+
+	begin("epoll");
+	go();
+	const char *chunked = url("http://127.0.0.1:%d/chunked/100000", origin.port);
+	const char *a[] = { "curl", "-sS", "-v", "--http1.0", "-I", "-x", proxy_addr(), chunked,
+		url("http://127.0.0.1:%d/len/777", origin.port), NULL };
+	run_ok(&p, a, NULL);
+	ck_assert_msg(strncmp(p.out, "HTTP/1.1 200 ", 13) == 0 &&
+		      !strcasestr(p.out, "Transfer-Encoding") &&
+		      strcasestr(p.out, "\nContent-Length: 777\r\n"), "HEAD as HTTP/1.0:\n%s", p.out);
+	ck_assert_msg(count_of(p.err, "Re-using existing connection") == 1, "%s", p.err);
+	prog_free(&p);
+
+	const char *b[] = { "curl", "-sS", "-I", "-x", proxy_addr(), chunked, NULL };
+	run_ok(&p, b, NULL);
+	ck_assert_msg(strcasestr(p.out, "\nTransfer-Encoding: chunked\r\n") != NULL,
+		      "HEAD as HTTP/1.1:\n%s", p.out);
+	prog_free(&p);
+	end();
+}
+END_TEST
+
 /* ---- registration: only what can run here ---- */
 
 static int installed(const char *prog)
@@ -1732,6 +1760,7 @@ int main(void)
 		{ "curl --proxy-anyauth", curl_proxy_anyauth, 0, { "curl", "openssl" }, 0 },
 		{ "curl IPv6 target", curl_ipv6_target, 0, { "curl", "python3" }, 0 },
 		{ "curl -x socks5h:// etc.", curl_wrong_proxy_protocol, 0, { "curl" }, 0 },
+		{ "curl --http1.0 -I", curl_http10_head, 0, { "curl" }, 0 },
 	};
 	Suite *s = suite_create("realclients");
 	TCase *tc = tcase_create("realclients");
