@@ -1666,6 +1666,66 @@ START_TEST(curl_http10_head)
 }
 END_TEST
 
+/* An HTTP/1.0 origin, `python3 -m http.server` on a directory: curl gets every file whole
+ * over one kept-alive connection to ferry (the origin closes after each answer, ferry does
+ * not), and Via says who spoke HTTP/1.0 (RFC 9110 section 7.6.3): "1.0" on the response
+ * from this origin, and "1.0" on the request of an HTTP/1.0 client (--http1.0 to
+ * tests/origin's /headers). */
+START_TEST(http_server_origin)
+{
+	struct prog p;
+	size_t n;
+	char *h;
+
+	begin("epoll");
+	ck_assert_int_eq(mkdir(in_dir("www"), 0755), 0);
+	free(make_binary(in_dir("www/a.bin"), 200000));
+	free(make_binary(in_dir("www/b.bin"), 3333));
+	/* a port free a moment ago; curl --retry-connrefused below waits until it listens */
+	int port = harness_free_port();
+	const char *srv[] = { "sh", "-c", url("cd %s && exec python3 -m http.server --bind "
+		"127.0.0.1 %d >/dev/null 2>&1", in_dir("www"), port), NULL };
+
+	files_pid[1] = fork();
+	ck_assert_int_ge(files_pid[1], 0);
+	if (files_pid[1] == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execvp(srv[0], (char *const *)srv);
+		_exit(127);
+	}
+	setpgid(files_pid[1], files_pid[1]);
+	files_port[1] = port;
+	go();
+	const char *wait[] = { "curl", "-sS", "--retry", "50", "--retry-connrefused",
+		"--retry-delay", "1", "-o", "/dev/null", url("http://127.0.0.1:%d/", port), NULL };
+	run_ok(&p, wait, NULL);
+	prog_free(&p);
+
+	const char *a[] = { "curl", "-sS", "-v", "-x", proxy_addr(), "-D", in_dir("h"),
+		"-o", in_dir("a"), url("http://127.0.0.1:%d/a.bin", port),
+		"-o", in_dir("b"), url("http://127.0.0.1:%d/b.bin", port), NULL };
+	run_ok(&p, a, NULL);
+	ck_assert_msg(count_of(p.err, "Re-using existing connection") == 1, "%s", p.err);
+	prog_free(&p);
+	expect_same_file("a.bin from http.server", in_dir("a"), in_dir("www/a.bin"));
+	expect_same_file("b.bin from http.server", in_dir("b"), in_dir("www/b.bin"));
+	h = read_file(in_dir("h"), &n);
+	ck_assert_msg(count_of(h, "\nVia: 1.0 ") == 2 && count_of(h, "HTTP/1.1 200 ") == 2,
+		      "heads:\n%s", h);
+	free(h);
+
+	const char *b[] = { "curl", "-sS", "--http1.0", "-x", proxy_addr(), "-o", in_dir("r"),
+		url("http://127.0.0.1:%d/headers", origin.port), NULL };
+	run_ok(&p, b, NULL);
+	prog_free(&p);
+	h = read_file(in_dir("r"), &n);
+	ck_assert_msg(strstr(h, "\r\nVia: 1.0 ") != NULL, "the origin got:\n%s", h);
+	free(h);
+	end();
+}
+END_TEST
+
 /* ---- registration: only what can run here ---- */
 
 static int installed(const char *prog)
@@ -1761,6 +1821,7 @@ int main(void)
 		{ "curl IPv6 target", curl_ipv6_target, 0, { "curl", "python3" }, 0 },
 		{ "curl -x socks5h:// etc.", curl_wrong_proxy_protocol, 0, { "curl" }, 0 },
 		{ "curl --http1.0 -I", curl_http10_head, 0, { "curl" }, 0 },
+		{ "python3 -m http.server origin", http_server_origin, 0, { "curl", "python3" }, 0 },
 	};
 	Suite *s = suite_create("realclients");
 	TCase *tc = tcase_create("realclients");
