@@ -166,10 +166,13 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	put(&o, " ", 1);
 	/* "OPTIONS http://h HTTP/1.1" asks about the server, not its "/": the last proxy sends the
 	 * asterisk-form (RFC 9112 section 3.2.4); to a parent it becomes "http://h" again */
-	if (t->path_absent && http_method_is(h->method, "OPTIONS"))
+	if (t->path_absent && http_method_is(h->method, "OPTIONS")) {
 		put(&o, "*", 1);
-	else
+	} else {
+		if (t->path_slash) /* "http://h?q" */
+			put(&o, "/", 1);
 		put_slice(&o, t->path);
+	}
 	puts_(&o, " HTTP/1.1\r\nHost: ");
 	if (t->host_is_ip6)
 		put(&o, "[", 1);

@@ -1726,6 +1726,36 @@ START_TEST(http_server_origin)
 }
 END_TEST
 
+/* Python's urllib sends "GET http://host:port?query" (an empty path before the query, valid
+ * absolute-form, RFC 9112 section 3.2.2): the origin gets "GET /?query". */
+START_TEST(urllib_empty_path)
+{
+	struct prog p;
+	char env_http[64];
+
+	begin("epoll");
+	ck_assert_int_eq(mkdir(in_dir("www"), 0755), 0);
+	write_text(in_dir("www/index.html"), "<html>ferry index</html>\n");
+	int fp = start_files(0, in_dir("www"), "127.0.0.1");
+
+	name_only_ferry_knows();
+	go();
+	snprintf(env_http, sizeof(env_http), "http_proxy=http://%s", proxy_addr());
+	const char *env[] = { env_http, NULL };
+	const char *a[] = { "python3", "-c", "import sys, urllib.request\n"
+		"for u in sys.argv[1:]:\n"
+		"    sys.stdout.write(urllib.request.urlopen(u, timeout=60).read().decode())\n",
+		url("http://" HOSTNAME ":%d?headers", fp), url("http://" HOSTNAME ":%d?x=1", fp),
+		NULL };
+	run_ok(&p, a, env);
+	ck_assert_msg(strncmp(p.out, "GET /?headers HTTP/1.1\r\n", 24) == 0 &&
+		      strstr(p.out, "\nVia: 1.1 ") && strstr(p.out, "<html>ferry index</html>"),
+		      "urllib got:\n%s", p.out);
+	prog_free(&p);
+	end();
+}
+END_TEST
+
 /* ---- registration: only what can run here ---- */
 
 static int installed(const char *prog)
@@ -1822,6 +1852,7 @@ int main(void)
 		{ "curl -x socks5h:// etc.", curl_wrong_proxy_protocol, 0, { "curl" }, 0 },
 		{ "curl --http1.0 -I", curl_http10_head, 0, { "curl" }, 0 },
 		{ "python3 -m http.server origin", http_server_origin, 0, { "curl", "python3" }, 0 },
+		{ "python urllib http://host?query", urllib_empty_path, 0, { "python3" }, 0 },
 	};
 	Suite *s = suite_create("realclients");
 	TCase *tc = tcase_create("realclients");

@@ -8,7 +8,8 @@ chosen by the kernel at BIND (default 127.0.0.1; "::1" for IPv6), and prints the
 stdout once it listens. Python standard library only (http.server's own file handler has no
 Range support and speaks HTTP/1.0). Routes:
 
-  /headers           200, the request head as received (request line and fields)
+  /headers, ?headers 200, the request head as received (request line and fields); any
+                     path with the query "headers" too
   /git/REPO/...      git's smart HTTP protocol: `git http-backend` run as a CGI program with
                      GIT_PROJECT_ROOT=ROOT (push allowed: http.receivepack is set); request
                      bodies with Content-Length or chunked
@@ -62,8 +63,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def do_GET(self):
-        path = urllib.parse.urlsplit(self.path).path
-        if path == "/headers":
+        u = urllib.parse.urlsplit(self.path)
+        path = u.path
+        if path == "/headers" or u.query == "headers":
             head = self.requestline + "\r\n" + str(self.headers).replace("\n", "\r\n")
             self.send_body(200, head.encode())
         elif path.startswith("/git/"):
