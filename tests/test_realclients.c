@@ -1072,10 +1072,10 @@ static void make_tree(void)
 	free(make_binary(in_dir("tree/sub/deep/x.bin"), 70001));
 }
 
-/* wget through http_proxy / https_proxy and -e use_proxy=on: a download, -c resuming a
- * partial file with a Range request (206, then 416 once it is whole), --post-file, a
- * recursive fetch of a small tree, https through CONNECT. The URLs name HOSTNAME, which only
- * ferry can resolve. */
+/* wget through http_proxy / https_proxy and -e use_proxy=on: a download, -N (a 304 the
+ * second time), -c resuming a partial file with a Range request (206, then 416 once it is
+ * whole), --post-file, a recursive fetch of a small tree, https through CONNECT. The URLs
+ * name HOSTNAME, which only ferry can resolve. */
 START_TEST(wget_proxy)
 {
 	struct prog p;
@@ -1097,6 +1097,16 @@ START_TEST(wget_proxy)
 	run_ok(&p, get, env);
 	prog_free(&p);
 	expect_same_file("wget with http_proxy", in_dir("w1"), in_dir("tree/blob.bin"));
+
+	/* -N: the second run asks If-Modified-Since and gets a 304 through ferry */
+	const char *ts[] = { "wget", "-N", "-P", in_dir("ts"), blob, NULL };
+	run_ok(&p, ts, env);
+	ck_assert_msg(strstr(p.err, "200 OK") != NULL, "wget -N:\n%s", p.err);
+	prog_free(&p);
+	run_ok(&p, ts, env);
+	ck_assert_msg(strstr(p.err, "304 Not Modified") != NULL, "wget -N again:\n%s", p.err);
+	prog_free(&p);
+	expect_same_file("wget -N", in_dir("ts/blob.bin"), in_dir("tree/blob.bin"));
 
 	const char *e[] = { "wget", "-q", "-e", "use_proxy=on", "-e",
 		url("http_proxy=%s", proxy_addr()), "-O", in_dir("w2"),
