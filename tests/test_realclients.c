@@ -1766,6 +1766,44 @@ START_TEST(urllib_empty_path)
 }
 END_TEST
 
+/* apt's own HTTP client (every Debian machine has it): apt-helper download-file with
+ * Acquire::http::Proxy and Acquire::https::Proxy, three files over http (Content-Length and
+ * chunked) and one over https through CONNECT, verified against the test's certificate.
+ * APT::Sandbox::User=root keeps it from dropping to the _apt user, who could not write the
+ * test's directory. */
+START_TEST(apt_download)
+{
+	struct prog p;
+	char proxy[64];
+
+	begin("epoll");
+	start_py_origin();
+	make_tree();
+	int fp = start_files(0, in_dir("tree"), "127.0.0.1");
+
+	name_only_ferry_knows();
+	go();
+	snprintf(proxy, sizeof(proxy), "http://%s", proxy_addr());
+	const char *a[] = { "/usr/lib/apt/apt-helper", "-o", "APT::Sandbox::User=root",
+		"-o", url("Acquire::http::Proxy=%s", proxy),
+		"-o", url("Acquire::https::Proxy=%s", proxy),
+		"-o", url("Acquire::https::CaInfo=%s", in_dir("cert.pem")),
+		"download-file",
+		url("http://" HOSTNAME ":%d/blob.bin", fp), in_dir("a"),
+		url("http://" HOSTNAME ":%d/sub/pic.bin", fp), in_dir("b"),
+		url("http://" HOSTNAME ":%d/chunked/200000", origin.port), in_dir("c"),
+		url("https://" HOSTNAME ":%d/len/100000", py_https), in_dir("d"), NULL };
+	run_ok(&p, a, NULL);
+	prog_free(&p);
+	expect_same_file("apt: blob.bin", in_dir("a"), in_dir("tree/blob.bin"));
+	expect_same_file("apt: pic.bin", in_dir("b"), in_dir("tree/sub/pic.bin"));
+	expect_file_pattern("apt: chunked", in_dir("c"), 200000);
+	expect_file_pattern("apt: https", in_dir("d"), 100000);
+	ck_assert_int_ge(fake_dns_queries(fdns, HOSTNAME), 1);
+	end();
+}
+END_TEST
+
 /* ---- registration: only what can run here ---- */
 
 static int installed(const char *prog)
@@ -1813,6 +1851,7 @@ static const struct {
 } probes[] = {
 	{ "python requests", "python3 -c 'import requests' >/dev/null 2>&1", "python3 requests module" },
 	{ "curl IPv6 target", "ipv6", "IPv6 loopback (::1)" },
+	{ "apt-helper download-file", "test -x /usr/lib/apt/apt-helper", "apt-helper (apt)" },
 };
 
 static const char *probe_missing(const char *what)
@@ -1863,6 +1902,7 @@ int main(void)
 		{ "curl --http1.0 -I", curl_http10_head, 0, { "curl" }, 0 },
 		{ "python3 -m http.server origin", http_server_origin, 0, { "curl", "python3" }, 0 },
 		{ "python urllib http://host?query", urllib_empty_path, 0, { "python3" }, 0 },
+		{ "apt-helper download-file", apt_download, 0, { "python3", "openssl" }, 0 },
 	};
 	Suite *s = suite_create("realclients");
 	TCase *tc = tcase_create("realclients");
