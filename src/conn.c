@@ -1590,6 +1590,10 @@ static const char *conn_begin_response(struct conn *c, struct http_head *h)
 			c->close_after = 1;
 		}
 	}
+	/* HEAD (or 304) of a chunked resource: no body, but a Transfer-Encoding field that an
+	 * HTTP/1.0 client must not receive (RFC 9112 section 6.1): only the field goes */
+	if (c->client10 && h->body == HTTP_BODY_NONE && (h->flags & HTTP_F_HAS_TE))
+		mode = FORWARD_RESP_DECHUNK;
 	if (!c->req_scanned)
 		c->close_after = 1; /* the origin answered before the body ended: we cannot resync */
 

@@ -147,9 +147,11 @@ static void put_content_length(struct out *o, const struct http_head *h, int *do
 	*done = 1;
 }
 
-static void put_via(struct out *o, const char *via_name)
+/* version: of the message as ferry received it (10 or 11): Via's received-protocol (RFC 9110
+ * section 7.6.3), so that the next hop knows an HTTP/1.0 party is on the way */
+static void put_via(struct out *o, int version, const char *via_name)
 {
-	puts_(o, "Via: 1.1 ");
+	puts_(o, version == 10 ? "Via: 1.0 " : "Via: 1.1 ");
 	puts_(o, via_name);
 	put(o, "\r\n", 2);
 }
@@ -164,10 +166,13 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	put(&o, " ", 1);
 	/* "OPTIONS http://h HTTP/1.1" asks about the server, not its "/": the last proxy sends the
 	 * asterisk-form (RFC 9112 section 3.2.4); to a parent it becomes "http://h" again */
-	if (t->path_absent && http_method_is(h->method, "OPTIONS"))
+	if (t->path_absent && http_method_is(h->method, "OPTIONS")) {
 		put(&o, "*", 1);
-	else
+	} else {
+		if (t->path_slash) /* "http://h?q" */
+			put(&o, "/", 1);
 		put_slice(&o, t->path);
+	}
 	puts_(&o, " HTTP/1.1\r\nHost: ");
 	if (t->host_is_ip6)
 		put(&o, "[", 1);
@@ -205,7 +210,7 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	}
 	if (upgrade)
 		puts_(&o, "Connection: upgrade\r\n");
-	put_via(&o, via_name);
+	put_via(&o, h->version, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }
@@ -308,7 +313,7 @@ ssize_t forward_connect_head(const char *host, int ip6, unsigned port, const cha
 	puts_(&o, "\r\n");
 	if (extra)
 		puts_(&o, extra);
-	put_via(&o, via_name);
+	put_via(&o, 11, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }
@@ -401,7 +406,7 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 		puts_(&o, "Connection: close\r\n");
 	else if (keepalive_10)
 		puts_(&o, "Connection: keep-alive\r\n");
-	put_via(&o, via_name);
+	put_via(&o, h->version, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }

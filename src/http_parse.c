@@ -716,6 +716,13 @@ static int parse_authority(const char *p, const char *end, int need_port, struct
 		t->host_is_ip6 = 1;
 		p = q + 1;
 	} else {
+		/* "CONNECT ::1:443" (openssl s_client -proxy writes IPv6 so): two colons outside
+		 * brackets are an IPv6 address RFC 3986 wants as "[::1]:443"; say so rather than
+		 * "empty host" or "invalid port" */
+		const char *colon = memchr(p, ':', (size_t)(end - p));
+
+		if (colon && memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+			return target_fail(t, 400, "IPv6 address without brackets ([addr]:port)");
 		for (q = p; q < end && *q != ':'; q++) {
 			if (HAS(*q, C_REG))
 				continue;
@@ -803,9 +810,11 @@ int http_parse_target(const char *p, size_t len, int connect, struct http_target
 		t->path = (struct http_slice){ "/", 1 };
 		t->path_absent = 1;
 	} else if (*s == '?') {
-		/* "http://host?q" would need "/" and "?q" glued together, and the path is one
-		 * slice into the caller's buffer: such targets are refused. */
-		return target_fail(t, 400, "missing path before query");
+		/* "http://host?q": an empty path and a query, valid absolute-form (RFC 9112
+		 * section 3.2.2; Python's urllib sends it). The origin gets "/?q": the slice is
+		 * "?q" and forward_request_head writes the "/" */
+		t->path = (struct http_slice){ s, (size_t)(end - s) };
+		t->path_slash = 1;
 	} else {
 		t->path = (struct http_slice){ s, (size_t)(end - s) };
 	}

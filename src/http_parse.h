@@ -153,6 +153,7 @@ struct http_target {
 				    the slice then points at a static "/") */
 	int path_absent;         /* absolute-form without a path ("http://h"): an OPTIONS to the
 				    origin then says "*" (RFC 9112 section 3.2.4) */
+	int path_slash;          /* "http://h?q": path is "?q", and "/" goes before it */
 	int error_status;
 	const char *error;
 };

@@ -739,6 +739,20 @@ START_TEST(test_target_absolute)
 	ck_assert_uint_eq(t.port, 1);
 	ck_assert_int_eq(target("http://h/?", 0, &t), FERRY_OK);
 	ck_slice(t.path, "/?");
+	ck_assert_int_eq(t.path_slash, 0);
+	/* an empty path before a query (Python's urllib sends these): "/" is added on the way */
+	ck_assert_int_eq(target("http://host?x=1", 0, &t), FERRY_OK);
+	ck_slice(t.host, "host");
+	ck_slice(t.path, "?x=1");
+	ck_assert_int_eq(t.path_slash, 1);
+	ck_assert_int_eq(t.path_absent, 0);
+	ck_assert_int_eq(target("http://host:8080?", 0, &t), FERRY_OK);
+	ck_assert_uint_eq(t.port, 8080);
+	ck_slice(t.path, "?");
+	ck_assert_int_eq(t.path_slash, 1);
+	ck_assert_int_eq(target("http://host:?x", 0, &t), FERRY_OK);
+	ck_assert_uint_eq(t.port, 80);
+	ck_slice(t.path, "?x");
 	release();
 }
 END_TEST
@@ -746,8 +760,6 @@ END_TEST
 START_TEST(test_target_rejects)
 {
 	static const char *const bad400[] = {
-		"http://host?x=1",        /* no path before the query: see http_parse_target */
-		"http://host:?x",
 		"http://host:0/",
 		"http://host:65536/",
 		"http://host:99999999999999999999/",
@@ -828,6 +840,14 @@ START_TEST(test_target_connect)
 		ck_assert_msg(target_status(bad[i], 1) == 400, "accepted: %s", bad[i]);
 	/* an authority is not an absolute-form target */
 	ck_assert_int_eq(target_status("host:443", 0), 501);
+	/* IPv6 without brackets, as openssl s_client -proxy sends it: a reason that says so */
+	ck_assert_int_eq(target("::1:443", 1, &t), FERRY_ERR);
+	ck_assert_str_eq(t.error, "IPv6 address without brackets ([addr]:port)");
+	ck_assert_int_eq(target("2001:db8::1:443", 1, &t), FERRY_ERR);
+	ck_assert_str_eq(t.error, "IPv6 address without brackets ([addr]:port)");
+	ck_assert_int_eq(target("http://::1:80/", 0, &t), FERRY_ERR);
+	ck_assert_str_eq(t.error, "IPv6 address without brackets ([addr]:port)");
+	ck_assert_int_eq(target_status("http://::1/", 0), 400);
 	release();
 }
 END_TEST
