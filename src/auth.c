@@ -677,12 +677,19 @@ enum auth_status auth_parse_basic(const char *value, size_t len, char *out, size
 		*reason = "Basic without credentials";
 		return AUTH_MALFORMED;
 	}
-	if (value[n] != ' ' || (n + 1 < len && is_ows((unsigned char)value[n + 1]))) {
-		*reason = "Basic must be followed by exactly one space";
+	/* credentials = auth-scheme [ 1*SP token68 ] (RFC 9110 section 11.4): spaces, not tabs */
+	if (value[n] != ' ') {
+		*reason = "Basic must be followed by a space";
 		return AUTH_MALFORMED;
 	}
-	value += n + 1;
-	tlen = len - n - 1;
+	while (n < len && value[n] == ' ')
+		n++;
+	if (n < len && is_ows((unsigned char)value[n])) {
+		*reason = "Basic must be followed by spaces only";
+		return AUTH_MALFORMED;
+	}
+	value += n;
+	tlen = len - n;
 	if (b64_decode(value, tlen, out, AUTH_CREDENTIALS_MAX, outlen) != FERRY_OK) {
 		explicit_bzero(out, AUTH_CREDENTIALS_MAX);
 		*outlen = 0;
