@@ -2351,6 +2351,14 @@ static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg)
 	conn_run(c);
 }
 
+/* Is the request body unfinished with every byte of it already passed on, and no response
+ * begun? Then a quiet connection is waiting for the client, not for the origin. */
+static int conn_waits_for_request_body(const struct conn *c)
+{
+	return !c->req_scanned && !c->resp_started && c->req_ready == 0 && !c->up_wr_failed &&
+	       (!c->uout || buf_len(c->uout) == 0) && (!c->cpipe || c->cpipe->bytes == 0);
+}
+
 static void conn_on_timer(struct loop *loop, struct timer *t)
 {
 	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
@@ -2393,6 +2401,12 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		if (c->resp_head_sent) {
 			conn_close(c, 1);
 			return;
+		}
+		if (conn_waits_for_request_body(c)) {
+			/* the client stalled in its body: its fault, not the origin's (nginx's
+			 * client_body_timeout); the origin connection is dropped with the rest */
+			conn_error(c, 408, "timed out waiting for the request body");
+			break;
 		}
 		conn_error(c, 504, "timed out waiting for the origin");
 		break;

@@ -1,0 +1,264 @@
+/* test_hostile.c - a second campaign of crafted bad input against the real src/ferry: the
+ * cases tests/test_hardening.c does not cover, each found by sending raw bytes from either
+ * side. The origin is a listener in this process, so every test sees exactly the bytes ferry
+ * sends upstream and decides exactly what the origin answers.
+ *
+ * Every test runs once per multiplexer (iteration 0: poll, 1: epoll); FERRY_E2E_MUX=poll|epoll
+ * runs only one. Timing assertions are "not before" only; every wait has a hang guard. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "status.h"
+
+static const char *const muxes[] = { "poll", "epoll" };
+
+static struct harness_ferry ferry;
+static struct harness_conf conf;
+static int lfd = -1, oport; /* the origin: a listener in this process */
+
+#define EXPECT(cond, ...) HARNESS_EXPECT(&ferry, cond, __VA_ARGS__)
+
+static void teardown(void)
+{
+	harness_cleanup();
+	if (lfd >= 0)
+		close(lfd);
+	lfd = -1;
+}
+
+static void begin(int i)
+{
+	memset(&ferry, 0, sizeof(ferry));
+	lfd = harness_listen(0, 64, &oport);
+	ck_assert_int_ge(lfd, 0);
+	harness_conf_base(&conf, muxes[i], NULL);
+}
+
+static void go(void)
+{
+	ck_assert_msg(harness_ferry_start(&ferry, &conf) == FERRY_OK,
+		      "ferry did not start (its log is on stderr)");
+}
+
+/* ferry must exit 0 on SIGTERM with no sanitizer report in its log. */
+static void end(void)
+{
+	char *log = NULL;
+	int code = harness_ferry_stop_log(&ferry, &log);
+	const char *san = log ? strstr(log, "Sanitizer") : NULL;
+
+	if (!san && log)
+		san = strstr(log, "runtime error:");
+	ck_assert_msg(san == NULL, "ferry's log holds a sanitizer report: %.300s", san);
+	ck_assert_msg(code == 0, "ferry exited with %d after SIGTERM, want 0", code);
+	free(log);
+	close(lfd);
+	lfd = -1;
+}
+
+/* Read from fd until stop appears (NULL: until EOF), EOF, an error or the timeout. *how: 1
+ * EOF, 2 error, 0 stop found or timeout. malloc'd, NUL-terminated. */
+static char *fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int *how)
+{
+	long long deadline = harness_now_ms() + timeout_ms;
+	size_t cap = 4096, len = 0;
+	char *b = malloc(cap + 1);
+
+	ck_assert_ptr_nonnull(b);
+	*how = 0;
+	for (;;) {
+		if (stop && len && memmem(b, len, stop, strlen(stop)))
+			break;
+		long long left = deadline - harness_now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if (cap - len < 4096) {
+			cap *= 2;
+			b = realloc(b, cap + 1);
+			ck_assert_ptr_nonnull(b);
+		}
+		ssize_t r = recv(fd, b + len, cap - len, MSG_DONTWAIT);
+
+		if (r > 0) {
+			len += (size_t)r;
+		} else if (r == 0) {
+			*how = 1;
+			break;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			*how = 2;
+			break;
+		}
+	}
+	b[len] = '\0';
+	*n = len;
+	return b;
+}
+
+/* Write all of p to a (blocking or not) socket, within a hang guard. */
+static int fd_send(int fd, const void *p, size_t n)
+{
+	long long deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
+	const char *q = p;
+
+	while (n > 0) {
+		ssize_t r = send(fd, q, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r > 0) {
+			q += r;
+			n -= (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			return FERRY_ERR;
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		long long left = deadline - harness_now_ms();
+
+		if (left <= 0 || poll(&pf, 1, (int)left) < 0)
+			return FERRY_ERR;
+	}
+	return FERRY_OK;
+}
+
+static char *req_head(const char *method, const char *path, const char *extra)
+{
+	return harness_fmt("%s http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n",
+			   method, oport, path, oport, extra ? extra : "");
+}
+
+/* ==== a client that stalls in its request body ==== */
+
+/* The client sends a head and part of its body (Content-Length or chunked), then nothing. The
+ * origin has everything the client sent and waits for the rest. At upstream_idle the fault is
+ * the client's: 408 with Connection: close (nginx's client_body_timeout), not a 504 blaming
+ * the origin; and the origin connection ends, so the origin never sees the request complete. */
+START_TEST(client_stalls_in_body_408)
+{
+	static const char *const shapes[][2] = {
+		{ "Content-Length: 100\r\n", "0123456789" },
+		{ "Transfer-Encoding: chunked\r\n", "5\r\nab" },
+		{ "Transfer-Encoding: chunked\r\n", "5\r\nabcde\r\n" },
+	};
+
+	begin(_i);
+	harness_conf_set(&conf, "timeouts", "upstream_idle", "1");
+	go();
+	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *q = req_head("POST", "/upload", shapes[k][0]);
+		char *seen;
+		size_t n;
+		int how, ufd;
+		long long t0;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		t0 = harness_now_ms();
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, shapes[k][1]), FERRY_OK);
+		ufd = harness_accept(lfd, 5000);
+		EXPECT(ufd >= 0, "[%zu] the request never reached the origin", k);
+		seen = fd_collect(ufd, shapes[k][1], 5000, &n, &how);
+		EXPECT(memmem(seen, n, shapes[k][1], strlen(shapes[k][1])) != NULL,
+		       "[%zu] the origin did not get the body so far (%zu bytes)", k, n);
+		free(seen);
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		       "[%zu] no response (eof %d err %d)", k, c.eof, c.err);
+		EXPECT(r.status == 408, "[%zu] a client stalled in its body: status %d, want 408",
+		       k, r.status);
+		EXPECT(harness_now_ms() - t0 >= 800, "[%zu] 408 after %lld ms, before upstream_idle",
+		       k, harness_now_ms() - t0);
+		EXPECT(harness_resp_has_token(&r, "Connection", "close"), "[%zu] 408 without close", k);
+		EXPECT(r.body && strstr(r.body, "request body"), "[%zu] 408 without its reason", k);
+		harness_resp_free(&r);
+		/* the origin connection is closed: the request never completes there */
+		seen = fd_collect(ufd, NULL, 5000, &n, &how);
+		EXPECT(how != 0, "[%zu] the origin connection stayed open", k);
+		free(seen);
+		close(ufd);
+		harness_close(&c);
+		free(q);
+	}
+
+	/* the origin stalls, not the client (the whole body went out): still 504 */
+	{
+		struct harness_conn c;
+		struct harness_resp r;
+		char *q = req_head("POST", "/upload", "Content-Length: 10\r\n");
+		char *seen;
+		size_t n;
+		int how, ufd;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, "0123456789"), FERRY_OK);
+		ufd = harness_accept(lfd, 5000);
+		EXPECT(ufd >= 0, "the request never reached the origin");
+		seen = fd_collect(ufd, "0123456789", 5000, &n, &how);
+		free(seen);
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		       "stalled origin: no response (eof %d err %d)", c.eof, c.err);
+		EXPECT(r.status == 504, "stalled origin after a whole body: status %d, want 504",
+		       r.status);
+		harness_resp_free(&r);
+		close(ufd);
+		harness_close(&c);
+		free(q);
+	}
+	end();
+}
+END_TEST
+
+struct test_entry {
+	const char *tcase;
+	const TTest *const *fn;
+	int timeout;
+};
+
+#define T(tc, name, to) { tc, &name, to }
+static const struct test_entry tests[] = {
+	T("faults", client_stalls_in_body_408, 60),
+};
+
+static Suite *hostile_suite(void)
+{
+	Suite *s = suite_create("hostile");
+	const char *only = getenv("FERRY_E2E_MUX");
+	int lo = 0, hi = 2;
+
+	if (only && strcmp(only, "poll") == 0)
+		hi = 1;
+	else if (only && strcmp(only, "epoll") == 0)
+		lo = 1;
+	for (size_t k = 0; k < sizeof(tests) / sizeof(tests[0]); k++) {
+		TCase *tc = tcase_create(tests[k].tcase);
+
+		tcase_add_checked_fixture(tc, NULL, teardown);
+		tcase_set_timeout(tc, tests[k].timeout);
+		tcase_add_loop_test(tc, *tests[k].fn, lo, hi);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(hostile_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
