@@ -111,6 +111,7 @@ struct conn {
 	struct pipe_buf *cpipe, *upipe;    /* tunnels: client -> origin, origin -> client */
 	size_t scanned, uscanned;          /* head parsing progress in cin / uin */
 	uint32_t nreq;
+	uint32_t interim_len;              /* bytes of 1xx heads the origin sent for this request */
 
 	/* request body, in cin after the head: req_ready bytes are validated and may be sent */
 	uint8_t req_body;
@@ -499,6 +500,7 @@ static void conn_reset_request(struct conn *c)
 	c->resp_body = HTTP_BODY_NONE;
 	c->resp_left = 0;
 	c->resp_ready = c->resp_raw = 0;
+	c->interim_len = 0;
 }
 
 static int method_idempotent(struct http_slice m)
@@ -1458,7 +1460,16 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 	conn_free_connect(c);
 	conn_close_upstream(c);
 	/* a head that is only queued (the origin's head and a bad first chunk came in one read)
-	 * is dropped and replaced by the error: the client has seen nothing yet */
+	 * is dropped and replaced by the error: the client has seen nothing yet. But queued
+	 * interim (1xx) heads of which a part was written must be finished first, or the client
+	 * would read a torn head: the error goes after them. */
+	int after_interim = !c->resp_head_sent && c->resp_wrote && c->cout && buf_len(c->cout) > 0;
+	if (after_interim) {
+		buf_compact(c->cout);
+		if (buf_room(c->cout) < 2048 &&
+		    buf_grow(&w->bufs, &c->cout, buf_len(c->cout) + 2048) != FERRY_OK)
+			c->resp_head_sent = 1; /* no room for the answer: the reset below */
+	}
 	if (c->resp_head_sent && c->resp_wrote) {
 		c->state = CS_CLOSING;
 		c->close_after = 1;
@@ -1482,8 +1493,13 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 		conn_set_timer(c, w->tl_linger);
 		return;
 	}
-	c->cout->start = 0;
-	c->cout->end = (uint32_t)forward_error_response(status, msg, extra, c->cout->data, c->cout->cap);
+	if (after_interim) {
+		c->cout->end += (uint32_t)forward_error_response(status, msg, extra, c->cout->data + c->cout->end,
+								 buf_room(c->cout));
+	} else {
+		c->cout->start = 0;
+		c->cout->end = (uint32_t)forward_error_response(status, msg, extra, c->cout->data, c->cout->cap);
+	}
 	w->stats.status_class[status / 100]++;
 	c->lg_status = (uint16_t)status;
 	c->resp_head_sent = 1;
@@ -1669,7 +1685,17 @@ static int conn_parse_response(struct conn *c)
 			return FERRY_OK;
 		}
 		if (h.status < 200) {
-			/* interim responses go to HTTP/1.1 clients as they are (minus hop fields) */
+			/* Each interim head resets upstream_idle, so an origin sending 1xx for ever
+			 * would hold the client for ever: together they get the budget of one head
+			 * (as Go's client counts them against its header limit). */
+			c->interim_len += (uint32_t)h.head_len;
+			if (c->interim_len > w->cfg->request_header_size) {
+				conn_error(c, 502, "too many interim (1xx) responses from the origin");
+				return FERRY_ERR;
+			}
+			/* interim responses go to HTTP/1.1 clients as they are (minus hop fields), all
+			 * of them (RFC 9110 section 15.2): cout grows for one that does not fit, within
+			 * that budget */
 			if (!c->client10) {
 				if (conn_buf(c, &c->cout) == NULL) {
 					conn_error(c, 500, "out of memory");
@@ -1677,8 +1703,20 @@ static int conn_parse_response(struct conn *c)
 				}
 				ssize_t n = forward_response_head(&h, FORWARD_RESP_AS_IS, 0, 0, 0, w->cfg->via_name,
 								  c->cout->data + c->cout->end, buf_room(c->cout));
-				if (n > 0)
-					c->cout->end += (uint32_t)n;
+				if (n < 0) {
+					if (buf_grow(&w->bufs, &c->cout, buf_len(c->cout) + (uint32_t)h.head_len + 1024) != FERRY_OK) {
+						conn_error(c, 500, "out of memory");
+						return FERRY_ERR;
+					}
+					buf_compact(c->cout);
+					n = forward_response_head(&h, FORWARD_RESP_AS_IS, 0, 0, 0, w->cfg->via_name,
+								  c->cout->data + c->cout->end, buf_room(c->cout));
+					if (n < 0) {
+						conn_error(c, 502, "interim response head too large");
+						return FERRY_ERR;
+					}
+				}
+				c->cout->end += (uint32_t)n;
 			}
 			c->uin->start += (uint32_t)h.head_len;
 			continue;
@@ -2351,11 +2389,13 @@ static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg)
 	conn_run(c);
 }
 
-/* Is the request body unfinished with every byte of it already passed on, and no response
- * begun? Then a quiet connection is waiting for the client, not for the origin. */
+/* Is the request body unfinished with every byte of it already passed on, and no final
+ * response begun (a 100 Continue may have come and gone)? Then a quiet connection is waiting
+ * for the client, not for the origin. */
 static int conn_waits_for_request_body(const struct conn *c)
 {
-	return !c->req_scanned && !c->resp_started && c->req_ready == 0 && !c->up_wr_failed &&
+	return !c->req_scanned && !c->resp_head_sent && (!c->uin || buf_len(c->uin) == 0) &&
+	       c->req_ready == 0 && !c->up_wr_failed &&
 	       (!c->uout || buf_len(c->uout) == 0) && (!c->cpipe || c->cpipe->bytes == 0);
 }
 

@@ -145,10 +145,15 @@ static char *req_head(const char *method, const char *path, const char *extra)
  * the origin; and the origin connection ends, so the origin never sees the request complete. */
 START_TEST(client_stalls_in_body_408)
 {
-	static const char *const shapes[][2] = {
-		{ "Content-Length: 100\r\n", "0123456789" },
-		{ "Transfer-Encoding: chunked\r\n", "5\r\nab" },
-		{ "Transfer-Encoding: chunked\r\n", "5\r\nabcde\r\n" },
+	/* the fields, the part of the body sent, and whether the origin says 100 Continue */
+	static const struct {
+		const char *fields, *part;
+		int cont;
+	} shapes[] = {
+		{ "Content-Length: 100\r\n", "0123456789", 0 },
+		{ "Transfer-Encoding: chunked\r\n", "5\r\nab", 0 },
+		{ "Transfer-Encoding: chunked\r\n", "5\r\nabcde\r\n", 0 },
+		{ "Expect: 100-continue\r\nContent-Length: 100\r\n", "0123456789", 1 },
 	};
 
 	begin(_i);
@@ -157,7 +162,7 @@ START_TEST(client_stalls_in_body_408)
 	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
 		struct harness_conn c;
 		struct harness_resp r;
-		char *q = req_head("POST", "/upload", shapes[k][0]);
+		char *q = req_head("POST", "/upload", shapes[k].fields);
 		char *seen;
 		size_t n;
 		int how, ufd;
@@ -166,13 +171,21 @@ START_TEST(client_stalls_in_body_408)
 		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
 		t0 = harness_now_ms();
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
-		ck_assert_int_eq(harness_send_str(&c, shapes[k][1]), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, shapes[k].part), FERRY_OK);
 		ufd = harness_accept(lfd, 5000);
 		EXPECT(ufd >= 0, "[%zu] the request never reached the origin", k);
-		seen = fd_collect(ufd, shapes[k][1], 5000, &n, &how);
-		EXPECT(memmem(seen, n, shapes[k][1], strlen(shapes[k][1])) != NULL,
+		seen = fd_collect(ufd, shapes[k].part, 5000, &n, &how);
+		EXPECT(memmem(seen, n, shapes[k].part, strlen(shapes[k].part)) != NULL,
 		       "[%zu] the origin did not get the body so far (%zu bytes)", k, n);
 		free(seen);
+		if (shapes[k].cont) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+			ck_assert_int_eq(fd_send(ufd, cont, sizeof(cont) - 1), FERRY_OK);
+			EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK &&
+			       r.status == 100, "[%zu] the 100 Continue was not relayed", k);
+			harness_resp_free(&r);
+		}
 		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
 		       "[%zu] no response (eof %d err %d)", k, c.eof, c.err);
 		EXPECT(r.status == 408, "[%zu] a client stalled in its body: status %d, want 408",
@@ -220,6 +233,129 @@ START_TEST(client_stalls_in_body_408)
 }
 END_TEST
 
+/* ==== interim (1xx) responses ==== */
+
+/* Read responses until a final one (at most max interim ones before it). *ninterim counts
+ * the interim ones; *first103_link gets the length of the first Link value of a 103. */
+static int read_final(struct harness_conn *c, struct harness_resp *r, int max, int *ninterim,
+		      size_t *first103_link)
+{
+	*ninterim = 0;
+	for (;;) {
+		if (harness_read_response(c, r, 0, HARNESS_TIMEOUT_MS) != FERRY_OK)
+			return FERRY_ERR;
+		if (r->status >= 200)
+			return FERRY_OK;
+		if (r->status == 103 && first103_link && *first103_link == 0 &&
+		    harness_resp_header(r, "Link"))
+			*first103_link = strlen(harness_resp_header(r, "Link"));
+		harness_resp_free(r);
+		if (++*ninterim > max)
+			return FERRY_ERR;
+	}
+}
+
+/* A 103 whose head is larger than a buffer's free room (30 KB of Link) is relayed whole
+ * before the final response: interim responses are forwarded (RFC 9110 section 15.2), never
+ * silently dropped for want of room. */
+START_TEST(interim_response_relayed_whole)
+{
+	struct harness_conn c;
+	struct harness_resp r;
+	char *q, *link, *resp, *seen;
+	size_t n, linklen = 0;
+	int how, ufd, ninterim;
+
+	begin(_i);
+	go();
+	link = malloc(30001);
+	ck_assert_ptr_nonnull(link);
+	memset(link, 'l', 30000);
+	link[30000] = '\0';
+	resp = harness_fmt("HTTP/1.1 103 Early Hints\r\nLink: </%s>\r\n\r\n"
+			   "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", link);
+	q = req_head("GET", "/hints", NULL);
+	ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+	ufd = harness_accept(lfd, 5000);
+	EXPECT(ufd >= 0, "the request never reached the origin");
+	seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+	free(seen);
+	ck_assert_int_eq(fd_send(ufd, resp, strlen(resp)), FERRY_OK);
+	EXPECT(read_final(&c, &r, 5, &ninterim, &linklen) == FERRY_OK,
+	       "no final response after the 103 (eof %d err %d)", c.eof, c.err);
+	EXPECT(ninterim == 1 && linklen == 30003,
+	       "the 103 with a 30 KB Link did not reach the client whole (%d interim, Link %zu bytes)",
+	       ninterim, linklen);
+	EXPECT(r.status == 200 && r.complete && r.body_len == 2 && memcmp(r.body, "ok", 2) == 0,
+	       "final response after the big 103: status %d, %zu bytes", r.status, r.body_len);
+	harness_resp_free(&r);
+	close(ufd);
+	harness_close(&c);
+	free(q);
+	free(resp);
+	free(link);
+	end();
+}
+END_TEST
+
+/* An origin that sends interim responses and never a final one: each resets upstream_idle,
+ * so without a bound the client would wait for ever. Together they may take one head's
+ * budget (request_header_size); beyond it the client gets 502 naming them, the origin
+ * connection is closed. For an HTTP/1.0 client (to which 1xx are not relayed) as well. */
+START_TEST(interim_flood_502)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	static const char *const versions[] = { "HTTP/1.1", "HTTP/1.0" };
+	size_t total = 200 * 1024, k;
+	char *flood = malloc(total);
+
+	ck_assert_ptr_nonnull(flood);
+	for (k = 0; k + sizeof(cont) - 1 <= total; k += sizeof(cont) - 1)
+		memcpy(flood + k, cont, sizeof(cont) - 1);
+	total = k;
+	begin(_i);
+	go();
+	for (size_t v = 0; v < 2; v++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *q = harness_fmt("GET http://127.0.0.1:%d/flood %s\r\nHost: 127.0.0.1:%d\r\n\r\n",
+				      oport, versions[v], oport);
+		char *seen;
+		size_t n;
+		int how, ufd, ninterim;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		ufd = harness_accept(lfd, 5000);
+		EXPECT(ufd >= 0, "[%s] the request never reached the origin", versions[v]);
+		seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+		free(seen);
+		/* ferry may close the connection before all of it is sent: that is the point */
+		(void)fd_send(ufd, flood, total);
+		EXPECT(read_final(&c, &r, 10000, &ninterim, NULL) == FERRY_OK,
+		       "[%s] no final response after a flood of 100s (%d interim, eof %d err %d)",
+		       versions[v], ninterim, c.eof, c.err);
+		EXPECT(r.status == 502 && r.body && strstr(r.body, "interim"),
+		       "[%s] endless 1xx: status %d \"%s\", want 502 naming them", versions[v],
+		       r.status, r.body ? r.body : "");
+		EXPECT(harness_resp_has_token(&r, "Connection", "close"), "[%s] 502 without close",
+		       versions[v]);
+		EXPECT(v == 0 || ninterim == 0, "[%s] %d interim responses went to an HTTP/1.0 client",
+		       versions[v], ninterim);
+		harness_resp_free(&r);
+		seen = fd_collect(ufd, NULL, 5000, &n, &how);
+		EXPECT(how != 0, "[%s] the origin connection stayed open", versions[v]);
+		free(seen);
+		close(ufd);
+		harness_close(&c);
+		free(q);
+	}
+	free(flood);
+	end();
+}
+END_TEST
+
 struct test_entry {
 	const char *tcase;
 	const TTest *const *fn;
@@ -229,6 +365,8 @@ struct test_entry {
 #define T(tc, name, to) { tc, &name, to }
 static const struct test_entry tests[] = {
 	T("faults", client_stalls_in_body_408, 60),
+	T("responses", interim_response_relayed_whole, 60),
+	T("responses", interim_flood_502, 60),
 };
 
 static Suite *hostile_suite(void)
