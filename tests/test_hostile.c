@@ -356,6 +356,94 @@ START_TEST(interim_flood_502)
 }
 END_TEST
 
+/* ==== trailer sections ==== */
+
+/* Framing, routing and hop-by-hop fields in a trailer section (RFC 9110 section 6.5.1 forbids
+ * sending them there): ferry relays a trailer as it is, so a next hop that merges trailers
+ * into the header would reframe or reroute the message after ferry checked it. A request with
+ * one gets 400 and its origin connection ends before the trailer does; a response with one
+ * (head, body and trailer in one write) gets 502. A harmless trailer still passes. */
+START_TEST(trailer_framing_fields_refused)
+{
+	static const char *const trailers[] = { "Content-Length: 5", "Transfer-Encoding: chunked",
+						"Host: evil.example", "Connection: close" };
+	size_t nt = sizeof(trailers) / sizeof(trailers[0]);
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < nt; k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *q = req_head("POST", "/t", "Transfer-Encoding: chunked\r\n");
+		char *body = harness_fmt("5\r\nhello\r\n0\r\n%s\r\n\r\n", trailers[k]);
+		char *seen;
+		size_t n;
+		int how, ufd;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, body), FERRY_OK);
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		       "[request %s] no response (eof %d err %d)", trailers[k], c.eof, c.err);
+		EXPECT(r.status == 400 && r.body && strstr(r.body, "trailer"),
+		       "[request %s] status %d \"%s\", want 400 naming the trailer", trailers[k],
+		       r.status, r.body ? r.body : "");
+		EXPECT(harness_resp_has_token(&r, "Connection", "close"), "[request %s] no close",
+		       trailers[k]);
+		harness_resp_free(&r);
+		ufd = harness_accept(lfd, 50);
+		if (ufd >= 0) {
+			seen = fd_collect(ufd, NULL, 5000, &n, &how);
+			EXPECT(how != 0, "[request %s] the origin connection stayed open", trailers[k]);
+			const char *hend = memmem(seen, n, "\r\n\r\n", 4);
+			size_t bl = hend ? n - (size_t)(hend + 4 - seen) : 0;
+
+			EXPECT(!hend || memmem(hend + 4, bl, trailers[k], strlen(trailers[k])) == NULL,
+			       "[request %s] the trailer reached the origin", trailers[k]);
+			free(seen);
+			close(ufd);
+		}
+		harness_close(&c);
+		free(body);
+		free(q);
+	}
+	for (size_t k = 0; k <= nt; k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		const char *tr = k < nt ? trailers[k] : "Server-Timing: db;dur=5";
+		char *q = req_head("GET", "/t", NULL);
+		char *resp = harness_fmt("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+					 "5\r\nhello\r\n0\r\n%s\r\n\r\n", tr);
+		char *seen;
+		size_t n;
+		int how, ufd;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		ufd = harness_accept(lfd, 5000);
+		EXPECT(ufd >= 0, "[response %s] the request never reached the origin", tr);
+		seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+		free(seen);
+		ck_assert_int_eq(fd_send(ufd, resp, strlen(resp)), FERRY_OK);
+		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		       "[response %s] no response (eof %d err %d)", tr, c.eof, c.err);
+		if (k < nt)
+			EXPECT(r.status == 502 && harness_resp_has_token(&r, "Connection", "close"),
+			       "[response %s] status %d, want 502 with close", tr, r.status);
+		else
+			EXPECT(r.status == 200 && r.complete && r.body_len == 5,
+			       "[response %s] status %d complete %d: a harmless trailer was refused", tr,
+			       r.status, r.complete);
+		harness_resp_free(&r);
+		close(ufd);
+		harness_close(&c);
+		free(resp);
+		free(q);
+	}
+	end();
+}
+END_TEST
+
 struct test_entry {
 	const char *tcase;
 	const TTest *const *fn;
@@ -367,6 +455,7 @@ static const struct test_entry tests[] = {
 	T("faults", client_stalls_in_body_408, 60),
 	T("responses", interim_response_relayed_whole, 60),
 	T("responses", interim_flood_502, 60),
+	T("requests", trailer_framing_fields_refused, 60),
 };
 
 static Suite *hostile_suite(void)
