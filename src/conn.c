@@ -1595,6 +1595,10 @@ static const char *conn_begin_response(struct conn *c, struct http_head *h)
 			c->close_after = 1;
 		}
 	}
+	/* RFC 9112 section 6.1: no Transfer-Encoding to an HTTP/1.0 client, even on a response
+	 * without a body (HEAD, 304), where there is nothing to decode: the field goes */
+	if (c->client10 && (h->flags & HTTP_F_HAS_TE))
+		mode = FORWARD_RESP_DECHUNK;
 	if (!c->req_scanned)
 		c->close_after = 1; /* the origin answered before the body ended: we cannot resync */
 

@@ -444,6 +444,56 @@ START_TEST(trailer_framing_fields_refused)
 }
 END_TEST
 
+/* ==== HTTP/1.0 clients ==== */
+
+/* RFC 9112 section 6.1: a response to an HTTP/1.0 request carries no Transfer-Encoding. For
+ * a chunked body ferry decodes it (test_e2e); a HEAD or 304 answered with Transfer-Encoding
+ * has no body, and its field must go as well. */
+START_TEST(no_transfer_encoding_to_http10)
+{
+	static const struct {
+		const char *method, *resp;
+		int status;
+	} cases[] = {
+		{ "HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 200 },
+		{ "HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 200 },
+		{ "GET", "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", 304 },
+	};
+
+	begin(_i);
+	go();
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct harness_conn c;
+		struct harness_resp r;
+		char *q = harness_fmt("%s http://127.0.0.1:%d/te HTTP/1.0\r\n\r\n", cases[k].method,
+				      oport);
+		char *seen;
+		size_t n;
+		int how, ufd;
+
+		ck_assert_int_eq(harness_connect(&c, ferry.port), FERRY_OK);
+		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
+		ufd = harness_accept(lfd, 5000);
+		EXPECT(ufd >= 0, "[%zu] the request never reached the origin", k);
+		seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+		free(seen);
+		ck_assert_int_eq(fd_send(ufd, cases[k].resp, strlen(cases[k].resp)), FERRY_OK);
+		EXPECT(harness_read_response(&c, &r, HARNESS_NOBODY, HARNESS_TIMEOUT_MS) == FERRY_OK,
+		       "[%zu] no response (eof %d err %d)", k, c.eof, c.err);
+		EXPECT(r.status == cases[k].status, "[%zu] status %d, want %d", k, r.status,
+		       cases[k].status);
+		EXPECT(harness_resp_header(&r, "Transfer-Encoding") == NULL,
+		       "[%zu] %s answered to HTTP/1.0 with Transfer-Encoding: %s", k, cases[k].method,
+		       harness_resp_header(&r, "Transfer-Encoding"));
+		harness_resp_free(&r);
+		close(ufd);
+		harness_close(&c);
+		free(q);
+	}
+	end();
+}
+END_TEST
+
 struct test_entry {
 	const char *tcase;
 	const TTest *const *fn;
@@ -456,6 +506,7 @@ static const struct test_entry tests[] = {
 	T("responses", interim_response_relayed_whole, 60),
 	T("responses", interim_flood_502, 60),
 	T("requests", trailer_framing_fields_refused, 60),
+	T("responses", no_transfer_encoding_to_http10, 60),
 };
 
 static Suite *hostile_suite(void)
