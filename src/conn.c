@@ -102,6 +102,8 @@ struct conn {
 	unsigned up_wr_failed : 1;
 	unsigned counted : 1;              /* in the per-client table (w->clients) */
 	unsigned client_close : 1;         /* the client sent Connection: close */
+	unsigned expect_continue : 1;      /* the request has Expect: 100-continue */
+	unsigned req_body_seen : 1;        /* a byte of the request body arrived */
 	unsigned auth_done : 1;            /* this request's credentials were checked: auth_status */
 	uint8_t auth_status;               /* enum auth_status, when auth_done */
 	struct auth_query *authq;          /* a check running off the loop (CS_AUTH) */
@@ -489,6 +491,7 @@ static void conn_reset_request(struct conn *c)
 	c->reused = c->retried = 0;
 	c->auth_done = 0;
 	c->client_close = 0;
+	c->expect_continue = c->req_body_seen = 0;
 	c->req_scanned = 0;
 	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
 	c->resp_wrote = 0;
@@ -543,6 +546,7 @@ static int conn_scan_request_body(struct conn *c)
 	uint32_t avail = buf_len(c->cin) - c->req_ready;
 	if (avail == 0)
 		return FERRY_OK;
+	c->req_body_seen = 1;
 	if (c->req_body == HTTP_BODY_LENGTH) {
 		uint32_t take = c->req_left < avail ? (uint32_t)c->req_left : avail;
 		c->req_ready += take;
@@ -780,6 +784,7 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	c->uout->end = (uint32_t)n;
 
 	c->req_body = (uint8_t)h->body;
+	c->expect_continue = (h->flags & HTTP_F_EXPECT_CONTINUE) != 0;
 	c->req_left = h->content_length;
 	c->req_scanned = h->body == HTTP_BODY_NONE;
 	if (h->body == HTTP_BODY_CHUNKED)
@@ -1977,6 +1982,7 @@ static int conn_splice_request(struct conn *c, int *progress)
 	if (c->req_left == 0)
 		c->req_scanned = 1;
 	if (moved_now) {
+		c->req_body_seen = 1;
 		conn_set_timer(c, c->w->tl_upstream_idle);
 		*progress = 1;
 	}
@@ -2395,9 +2401,13 @@ static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg)
 
 /* Is the request body unfinished with every byte of it already passed on, and no final
  * response begun (a 100 Continue may have come and gone)? Then a quiet connection is waiting
- * for the client, not for the origin. */
+ * for the client, not for the origin. Not when the client asked for a 100 Continue, got none
+ * and has sent nothing: it may wait for that answer (RFC 9110 section 10.1.1), which is the
+ * origin's to give. */
 static int conn_waits_for_request_body(const struct conn *c)
 {
+	if (c->expect_continue && c->interim_len == 0 && !c->req_body_seen)
+		return 0;
 	return !c->req_scanned && !c->resp_head_sent && (!c->uin || buf_len(c->uin) == 0) &&
 	       c->req_ready == 0 && !c->up_wr_failed &&
 	       (!c->uout || buf_len(c->uout) == 0) && (!c->cpipe || c->cpipe->bytes == 0);
