@@ -102,6 +102,8 @@ struct conn {
 	unsigned up_wr_failed : 1;
 	unsigned counted : 1;              /* in the per-client table (w->clients) */
 	unsigned client_close : 1;         /* the client sent Connection: close */
+	unsigned expect_continue : 1;      /* the request has Expect: 100-continue */
+	unsigned req_body_seen : 1;        /* a byte of the request body arrived */
 	unsigned auth_done : 1;            /* this request's credentials were checked: auth_status */
 	uint8_t auth_status;               /* enum auth_status, when auth_done */
 	struct auth_query *authq;          /* a check running off the loop (CS_AUTH) */
@@ -111,6 +113,7 @@ struct conn {
 	struct pipe_buf *cpipe, *upipe;    /* tunnels: client -> origin, origin -> client */
 	size_t scanned, uscanned;          /* head parsing progress in cin / uin */
 	uint32_t nreq;
+	uint32_t interim_len;              /* bytes of 1xx heads the origin sent for this request */
 
 	/* request body, in cin after the head: req_ready bytes are validated and may be sent */
 	uint8_t req_body;
@@ -499,6 +502,7 @@ static void conn_reset_request(struct conn *c)
 	c->reused = c->retried = 0;
 	c->auth_done = 0;
 	c->client_close = 0;
+	c->expect_continue = c->req_body_seen = 0;
 	c->req_scanned = 0;
 	c->resp_started = c->resp_head_sent = c->resp_close = c->resp_dechunk = 0;
 	c->resp_wrote = 0;
@@ -510,6 +514,7 @@ static void conn_reset_request(struct conn *c)
 	c->resp_body = HTTP_BODY_NONE;
 	c->resp_left = 0;
 	c->resp_ready = c->resp_raw = 0;
+	c->interim_len = 0;
 }
 
 static int method_idempotent(struct http_slice m)
@@ -552,6 +557,7 @@ static int conn_scan_request_body(struct conn *c)
 	uint32_t avail = buf_len(c->cin) - c->req_ready;
 	if (avail == 0)
 		return FERRY_OK;
+	c->req_body_seen = 1;
 	if (c->req_body == HTTP_BODY_LENGTH) {
 		uint32_t take = c->req_left < avail ? (uint32_t)c->req_left : avail;
 		c->req_ready += take;
@@ -789,6 +795,7 @@ static void conn_start_request(struct conn *c, struct http_head *h)
 	c->uout->end = (uint32_t)n;
 
 	c->req_body = (uint8_t)h->body;
+	c->expect_continue = (h->flags & HTTP_F_EXPECT_CONTINUE) != 0;
 	c->req_left = h->content_length;
 	c->req_scanned = h->body == HTTP_BODY_NONE;
 	if (h->body == HTTP_BODY_CHUNKED)
@@ -1469,7 +1476,16 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 	conn_free_connect(c);
 	conn_close_upstream(c);
 	/* a head that is only queued (the origin's head and a bad first chunk came in one read)
-	 * is dropped and replaced by the error: the client has seen nothing yet */
+	 * is dropped and replaced by the error: the client has seen nothing yet. But queued
+	 * interim (1xx) heads of which a part was written must be finished first, or the client
+	 * would read a torn head: the error goes after them. */
+	int after_interim = !c->resp_head_sent && c->resp_wrote && c->cout && buf_len(c->cout) > 0;
+	if (after_interim) {
+		buf_compact(c->cout);
+		if (buf_room(c->cout) < 2048 &&
+		    buf_grow(&w->bufs, &c->cout, buf_len(c->cout) + 2048) != FERRY_OK)
+			c->resp_head_sent = 1; /* no room for the answer: the reset below */
+	}
 	if (c->resp_head_sent && c->resp_wrote) {
 		c->state = CS_CLOSING;
 		c->close_after = 1;
@@ -1493,8 +1509,13 @@ static void conn_error_with(struct conn *c, int status, const char *msg, const c
 		conn_set_timer(c, w->tl_linger);
 		return;
 	}
-	c->cout->start = 0;
-	c->cout->end = (uint32_t)forward_error_response(status, msg, extra, c->cout->data, c->cout->cap);
+	if (after_interim) {
+		c->cout->end += (uint32_t)forward_error_response(status, msg, extra, c->cout->data + c->cout->end,
+								 buf_room(c->cout));
+	} else {
+		c->cout->start = 0;
+		c->cout->end = (uint32_t)forward_error_response(status, msg, extra, c->cout->data, c->cout->cap);
+	}
 	w->stats.status_class[status / 100]++;
 	c->lg_status = (uint16_t)status;
 	c->resp_head_sent = 1;
@@ -1590,9 +1611,9 @@ static const char *conn_begin_response(struct conn *c, struct http_head *h)
 			c->close_after = 1;
 		}
 	}
-	/* HEAD (or 304) of a chunked resource: no body, but a Transfer-Encoding field that an
-	 * HTTP/1.0 client must not receive (RFC 9112 section 6.1): only the field goes */
-	if (c->client10 && h->body == HTTP_BODY_NONE && (h->flags & HTTP_F_HAS_TE))
+	/* RFC 9112 section 6.1: no Transfer-Encoding to an HTTP/1.0 client, even on a response
+	 * without a body (HEAD, 304), where there is nothing to decode: the field goes */
+	if (c->client10 && (h->flags & HTTP_F_HAS_TE))
 		mode = FORWARD_RESP_DECHUNK;
 	if (!c->req_scanned)
 		c->close_after = 1; /* the origin answered before the body ended: we cannot resync */
@@ -1684,7 +1705,17 @@ static int conn_parse_response(struct conn *c)
 			return FERRY_OK;
 		}
 		if (h.status < 200) {
-			/* interim responses go to HTTP/1.1 clients as they are (minus hop fields) */
+			/* Each interim head resets upstream_idle, so an origin sending 1xx for ever
+			 * would hold the client for ever: together they get the budget of one head
+			 * (as Go's client counts them against its header limit). */
+			c->interim_len += (uint32_t)h.head_len;
+			if (c->interim_len > w->cfg->request_header_size) {
+				conn_error(c, 502, "too many interim (1xx) responses from the origin");
+				return FERRY_ERR;
+			}
+			/* interim responses go to HTTP/1.1 clients as they are (minus hop fields), all
+			 * of them (RFC 9110 section 15.2): cout grows for one that does not fit, within
+			 * that budget */
 			if (!c->client10) {
 				if (conn_buf(c, &c->cout) == NULL) {
 					conn_error(c, 500, "out of memory");
@@ -1692,8 +1723,20 @@ static int conn_parse_response(struct conn *c)
 				}
 				ssize_t n = forward_response_head(&h, FORWARD_RESP_AS_IS, 0, 0, 0, w->cfg->via_name,
 								  c->cout->data + c->cout->end, buf_room(c->cout));
-				if (n > 0)
-					c->cout->end += (uint32_t)n;
+				if (n < 0) {
+					if (buf_grow(&w->bufs, &c->cout, buf_len(c->cout) + (uint32_t)h.head_len + 1024) != FERRY_OK) {
+						conn_error(c, 500, "out of memory");
+						return FERRY_ERR;
+					}
+					buf_compact(c->cout);
+					n = forward_response_head(&h, FORWARD_RESP_AS_IS, 0, 0, 0, w->cfg->via_name,
+								  c->cout->data + c->cout->end, buf_room(c->cout));
+					if (n < 0) {
+						conn_error(c, 502, "interim response head too large");
+						return FERRY_ERR;
+					}
+				}
+				c->cout->end += (uint32_t)n;
 			}
 			c->uin->start += (uint32_t)h.head_len;
 			continue;
@@ -1950,6 +1993,7 @@ static int conn_splice_request(struct conn *c, int *progress)
 	if (c->req_left == 0)
 		c->req_scanned = 1;
 	if (moved_now) {
+		c->req_body_seen = 1;
 		conn_set_timer(c, c->w->tl_upstream_idle);
 		*progress = 1;
 	}
@@ -2366,6 +2410,20 @@ static void conn_on_upstream(struct loop *loop, int fd, int events, void *arg)
 	conn_run(c);
 }
 
+/* Is the request body unfinished with every byte of it already passed on, and no final
+ * response begun (a 100 Continue may have come and gone)? Then a quiet connection is waiting
+ * for the client, not for the origin. Not when the client asked for a 100 Continue, got none
+ * and has sent nothing: it may wait for that answer (RFC 9110 section 10.1.1), which is the
+ * origin's to give. */
+static int conn_waits_for_request_body(const struct conn *c)
+{
+	if (c->expect_continue && c->interim_len == 0 && !c->req_body_seen)
+		return 0;
+	return !c->req_scanned && !c->resp_head_sent && (!c->uin || buf_len(c->uin) == 0) &&
+	       c->req_ready == 0 && !c->up_wr_failed &&
+	       (!c->uout || buf_len(c->uout) == 0) && (!c->cpipe || c->cpipe->bytes == 0);
+}
+
 static void conn_on_timer(struct loop *loop, struct timer *t)
 {
 	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
@@ -2408,6 +2466,12 @@ static void conn_on_timer(struct loop *loop, struct timer *t)
 		if (c->resp_head_sent) {
 			conn_close(c, 1);
 			return;
+		}
+		if (conn_waits_for_request_body(c)) {
+			/* the client stalled in its body: its fault, not the origin's (nginx's
+			 * client_body_timeout); the origin connection is dropped with the rest */
+			conn_error(c, 408, "timed out waiting for the request body");
+			break;
 		}
 		conn_error(c, 504, "timed out waiting for the origin");
 		break;

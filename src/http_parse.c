@@ -856,6 +856,32 @@ void http_chunked_init(struct http_chunked *c)
 	c->state = CH_SIZE;
 }
 
+/* Is the trailer field name just read one that must not be in a trailer section? Framing
+ * (Content-Length, Transfer-Encoding) or routing (Host) read there by a next hop that merges
+ * trailers into the header would reframe or reroute the message after ferry checked it, and
+ * hop-by-hop fields there would pass the hop they belong to (RFC 9110 sections 6.5.1, 7.6.1). */
+static int trailer_forbidden(const struct http_chunked *c)
+{
+	if (c->tr_name_len > sizeof c->tr_name)
+		return 0; /* longer than every such name */
+	switch (http_field_id((struct http_slice){ c->tr_name, c->tr_name_len })) {
+	case HF_CONTENT_LENGTH:
+	case HF_TRANSFER_ENCODING:
+	case HF_HOST:
+	case HF_CONNECTION:
+	case HF_KEEP_ALIVE:
+	case HF_PROXY_CONNECTION:
+	case HF_TE:
+	case HF_TRAILER:
+	case HF_UPGRADE:
+	case HF_PROXY_AUTHORIZATION:
+	case HF_PROXY_AUTHENTICATE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* One framing byte. Returns 0 to go on, 1 when the message is complete, -1 on error. */
 static int chunk_byte(struct http_chunked *c, unsigned char ch)
 {
@@ -969,16 +995,25 @@ static int chunk_byte(struct http_chunked *c, unsigned char ch)
 			c->state = CH_END_LF;
 		} else if (HAS(ch, C_TCHAR)) {
 			c->state = CH_TR_NAME;
+			c->tr_name[0] = (char)ch;
+			c->tr_name_len = 1;
 		} else {
 			c->error = OWS(ch) ? "obs-fold in trailer" : "malformed trailer field";
 			return -1;
 		}
 		return 0;
 	case CH_TR_NAME:
-		if (ch == ':')
+		if (ch == ':') {
+			if (trailer_forbidden(c))
+				goto err_trailer_forbidden;
 			c->state = CH_TR_VALUE;
-		else if (!HAS(ch, C_TCHAR))
+		} else if (!HAS(ch, C_TCHAR)) {
 			goto err_trailer;
+		} else {
+			if (c->tr_name_len < sizeof c->tr_name)
+				c->tr_name[c->tr_name_len] = (char)ch;
+			c->tr_name_len++;
+		}
 		return 0;
 	case CH_TR_VALUE:
 		if (ch == '\r')
@@ -1020,6 +1055,9 @@ err_trailer:
 	return -1;
 err_trailer_long:
 	c->error = "trailer section too long";
+	return -1;
+err_trailer_forbidden:
+	c->error = "framing, routing or connection field in trailer";
 	return -1;
 }
 

@@ -174,6 +174,8 @@ struct http_chunked {
 	unsigned digits;      /* private */
 	size_t line_len;      /* private: length of the current ext/trailer line */
 	size_t trailer_len;   /* private: total trailer bytes */
+	char tr_name[20];     /* private: the trailer field name being read (its first bytes) */
+	size_t tr_name_len;   /* private: its length so far */
 	const char *error;    /* on FERRY_ERR */
 };
 
@@ -190,7 +192,11 @@ void http_chunked_init(struct http_chunked *c);
  * Strict: chunk-size is 1..16 HEXDIG (17 or more -> error; no "0x", sign or space); after it
  * only BWS ';' chunk-ext or CRLF; chunk-ext names/values are tokens or quoted-strings, at most
  * 4096 bytes per line; CR must be followed by LF; data must be followed by CRLF; trailer
- * fields follow field syntax, at most 16384 bytes in all. */
+ * fields follow field syntax, at most 16384 bytes in all, and none may be a field about
+ * framing, routing or the connection (Content-Length, Transfer-Encoding, Host, Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authorization,
+ * Proxy-Authenticate): RFC 9110 section 6.5.1 forbids sending them there, and the trailer
+ * section is relayed as it is, to a next hop that might merge it into the header. */
 int http_chunked_parse(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
 		       size_t *data_off, size_t *data_len);
 static inline int http_chunked_done(const struct http_chunked *c) { return c->state == -1; }

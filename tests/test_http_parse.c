@@ -1056,6 +1056,10 @@ START_TEST(test_chunked_valid_shapes)
 	ck_assert_int_eq(chunked_status("1;a;b;c=d\r\nx\r\n0\r\n\r\n"), FERRY_OK);
 	ck_assert_int_eq(chunked_status("0\r\nExpires: never\r\n\r\n"), FERRY_OK);
 	ck_assert_int_eq(chunked_status("0\r\nX:\r\n\r\n"), FERRY_OK);
+	/* names that only look like framing or routing fields */
+	ck_assert_int_eq(chunked_status("0\r\nContent-Lengths: 5\r\nX-Host: a\r\nTEE: 1\r\n\r\n"), FERRY_OK);
+	ck_assert_int_eq(chunked_status("0\r\nProxy-Authorizations: x\r\nTrailers: y\r\n\r\n"), FERRY_OK);
+	ck_assert_int_eq(chunked_status("0\r\nServer-Timing: a;dur=1\r\nGrpc-Status: 0\r\n\r\n"), FERRY_OK);
 	/* incomplete is not an error */
 	ck_assert_int_eq(chunked_status("5\r\nhel"), FERRY_AGAIN);
 	ck_assert_int_eq(chunked_status("0\r\nX: y\r\n"), FERRY_AGAIN);
@@ -1106,6 +1110,18 @@ START_TEST(test_chunked_rejects)
 		"0\r\nX: a\n\r\n",
 		"0\r\n\rX",
 		"0\r\n\n",
+		/* framing, routing and connection fields in the trailer section (RFC 9110 6.5.1) */
+		"0\r\nContent-Length: 5\r\n\r\n",
+		"0\r\nX: y\r\ntransfer-encoding: chunked\r\n\r\n",
+		"0\r\nHOST: evil\r\n\r\n",
+		"0\r\nConnection: close\r\n\r\n",
+		"0\r\nKeep-Alive: 5\r\n\r\n",
+		"0\r\nProxy-Connection: close\r\n\r\n",
+		"0\r\nTE: trailers\r\n\r\n",
+		"0\r\nTrailer: X\r\n\r\n",
+		"0\r\nUpgrade: h2c\r\n\r\n",
+		"0\r\nProxy-Authorization: Basic eDp5\r\n\r\n",
+		"0\r\nProxy-Authenticate: Basic\r\n\r\n",
 	};
 	size_t i;
 
