@@ -273,6 +273,7 @@ static int head_find(const char *buf, size_t len, size_t *scanned, const struct 
 /* What the field pass learns about framing. */
 struct framing {
 	unsigned ncl, nte, nhost;
+	unsigned conn_tokens; /* in all Connection and Proxy-Connection fields */
 	int te_chunked;     /* chunked seen (it must stay the last coding) */
 	int response;
 };
@@ -349,10 +350,16 @@ static int parse_transfer_encoding(struct http_slice v, struct framing *fr, stru
 	}
 }
 
+/* Each Connection token may name a field to drop, so forwarding a head compares every field
+ * with every token: tens of thousands of tokens in one head cost milliseconds of CPU for a
+ * single request. Clients send one to three. */
+#define HTTP_CONNECTION_TOKENS_MAX 64
+
 struct conn_arg {
 	unsigned flags;
 	int proxy;  /* Proxy-Connection: "upgrade" there means nothing */
 	int bad;
+	unsigned *tokens; /* counted across the head's fields */
 };
 
 static int connection_cb(struct http_slice e, void *arg)
@@ -361,6 +368,10 @@ static int connection_cb(struct http_slice e, void *arg)
 
 	if (!is_token(e)) {
 		a->bad = 1;
+		return 1;
+	}
+	if (++*a->tokens > HTTP_CONNECTION_TOKENS_MAX) {
+		a->bad = 2;
 		return 1;
 	}
 	if (http_slice_eq(e, "close"))
@@ -375,7 +386,7 @@ static int connection_cb(struct http_slice e, void *arg)
 /* The fields that matter to framing and connection handling, found by length first. */
 static int field_semantics(const struct http_field *f, struct framing *fr, struct http_head *h)
 {
-	struct conn_arg ca = { 0, 0, 0 };
+	struct conn_arg ca = { 0, 0, 0, &fr->conn_tokens };
 	uint64_t cl;
 
 	switch (f->id) {
@@ -397,6 +408,8 @@ static int field_semantics(const struct http_field *f, struct framing *fr, struc
 	case HF_PROXY_CONNECTION:
 		ca.proxy = f->id == HF_PROXY_CONNECTION;
 		list_each(f->value, connection_cb, &ca);
+		if (ca.bad == 2)
+			return fail(h, 400, "too many Connection options");
 		if (ca.bad)
 			return fail(h, 400, "malformed Connection");
 		h->flags |= ca.flags;
@@ -534,7 +547,7 @@ int http_parse_request(const char *buf, size_t len, size_t *scanned,
 		       const struct http_limits *lim, struct http_head *h)
 {
 	const unsigned char *p = (const unsigned char *)buf, *lf;
-	struct framing fr = { 0, 0, 0, 0, 0 };
+	struct framing fr = { .response = 0 };
 	size_t head_len;
 	int rc;
 
@@ -567,7 +580,7 @@ static int parse_response(const char *buf, size_t len, size_t *scanned,
 			  int request_was_connect, struct http_head *h)
 {
 	const unsigned char *p = (const unsigned char *)buf, *lf, *r;
-	struct framing fr = { 0, 0, 0, 0, 1 };
+	struct framing fr = { .response = 1 };
 	size_t head_len, line;
 	int rc;
 

@@ -542,6 +542,38 @@ START_TEST(test_req_flags)
 }
 END_TEST
 
+/* Connection options are counted across the Connection and Proxy-Connection fields of a head:
+ * each may name a field to drop, and forwarding compares every field with every one. */
+START_TEST(test_connection_options_bounded)
+{
+	char head[2048], a[1024], b[1024];
+	struct http_head h;
+
+	for (int total = 64; total <= 65; total++) {
+		size_t na = 0, nb = 0;
+
+		for (int k = 0; k < 40; k++)
+			na += (size_t)snprintf(a + na, sizeof a - na, "%so%d", k ? ", " : "", k);
+		for (int k = 40; k < total; k++)
+			nb += (size_t)snprintf(b + nb, sizeof b - nb, "%so%d", k > 40 ? "," : "", k);
+		snprintf(head, sizeof head,
+			 "GET http://h/ HTTP/1.1\r\nHost: h\r\nConnection: %s\r\nProxy-Connection: %s\r\n\r\n",
+			 a, b);
+		if (total == 64) {
+			ck_assert_int_eq(req(head, &h), FERRY_OK);
+			continue;
+		}
+		ck_assert_int_eq(req(head, &h), FERRY_ERR);
+		ck_assert_int_eq(h.error_status, 400);
+		ck_assert_str_eq(h.error, "too many Connection options");
+		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nConnection: %s\r\nConnection: %s\r\n\r\n", a, b);
+		ck_assert_int_eq(resp(head, 0, 0, &h), FERRY_ERR);
+		ck_assert_str_eq(h.error, "too many Connection options");
+	}
+	release();
+}
+END_TEST
+
 /* ---- response heads --------------------------------------------------------------------- */
 
 START_TEST(test_resp_simple)
@@ -1556,6 +1588,7 @@ static Suite *http_parse_suite(void)
 	tcase_add_test(tc, test_req_field_syntax_rejects);
 	tcase_add_test(tc, test_req_line_rejects);
 	tcase_add_test(tc, test_req_flags);
+	tcase_add_test(tc, test_connection_options_bounded);
 	tcase_add_test(tc, test_req_line_refused_early);
 	suite_add_tcase(s, tc);
 
