@@ -147,9 +147,11 @@ static void put_content_length(struct out *o, const struct http_head *h, int *do
 	*done = 1;
 }
 
-static void put_via(struct out *o, const char *via_name)
+/* received-protocol is the version of the message this hop received (RFC 9110 section
+ * 7.6.3): "1.0" for an HTTP/1.0 request or response, though ferry sends it on as 1.1. */
+static void put_via(struct out *o, int version, const char *via_name)
 {
-	puts_(o, "Via: 1.1 ");
+	puts_(o, version == 10 ? "Via: 1.0 " : "Via: 1.1 ");
 	puts_(o, via_name);
 	put(o, "\r\n", 2);
 }
@@ -205,7 +207,7 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	}
 	if (upgrade)
 		puts_(&o, "Connection: upgrade\r\n");
-	put_via(&o, via_name);
+	put_via(&o, h->version, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }
@@ -308,7 +310,7 @@ ssize_t forward_connect_head(const char *host, int ip6, unsigned port, const cha
 	puts_(&o, "\r\n");
 	if (extra)
 		puts_(&o, extra);
-	put_via(&o, via_name);
+	put_via(&o, 11, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }
@@ -401,7 +403,7 @@ ssize_t forward_response_head(const struct http_head *h, enum forward_resp_mode 
 		puts_(&o, "Connection: close\r\n");
 	else if (keepalive_10)
 		puts_(&o, "Connection: keep-alive\r\n");
-	put_via(&o, via_name);
+	put_via(&o, h->version, via_name);
 	put(&o, "\r\n", 2);
 	return o.overflow ? -1 : (ssize_t)(o.p - out);
 }

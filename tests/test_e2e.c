@@ -1045,6 +1045,23 @@ START_TEST(via_added)
 	       r.body);
 	harness_resp_free(&r);
 	free(q);
+
+	/* Via names the version of the message ferry received (RFC 9110 section 7.6.3), as Squid
+	 * does: an HTTP/1.0 request goes on as 1.1 with "Via: 1.0 NAME", and an HTTP/1.0
+	 * response gets "Via: 1.0 NAME" too */
+	q = harness_fmt("GET http://127.0.0.1:%d/headers HTTP/1.0\r\n\r\n", origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 200 && strstr(r.body, "\r\nVia: 1.0 ") != NULL &&
+	       strstr(r.body, "\r\nVia: 1.1 ") == NULL, "HTTP/1.0 request: \"%.600s\"", r.body);
+	harness_resp_free(&r);
+	free(q);
+	q = req("GET", "/raw/http10", "Connection: close\r\n");
+	one(q, &r, 0);
+	const char *via = harness_resp_header(&r, "Via");
+	EXPECT(r.status == 200 && via != NULL && strncmp(via, "1.0 ", 4) == 0,
+	       "HTTP/1.0 response: \"%.600s\"", r.head);
+	harness_resp_free(&r);
+	free(q);
 	end();
 }
 END_TEST
