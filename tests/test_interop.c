@@ -877,6 +877,31 @@ START_TEST(tinyproxy_parent)
 }
 END_TEST
 
+/* tinyproxy in front of ferry (Upstream http 127.0.0.1:ferry): its GETs, POSTs, CONNECTs. */
+START_TEST(tinyproxy_child)
+{
+	struct harness_ferry f;
+	char *b;
+	size_t n;
+
+	begin();
+	https_origin_start();
+	ferry_start(&f, "ferry-a");
+	struct tiny_opts to = { fmt("Upstream http 127.0.0.1:%d\n", f.port) };
+	peer_start(TINYPROXY, tiny_conf, &to);
+	exercise(peers[TINYPROXY].port, "tinyproxy -> ferry");
+	ferry_logged("ferry-a", fmt("CONNECT 127.0.0.1:%d 200", peers[SSERVER].port), NULL);
+	ferry_logged("ferry-a", fmt("POST http://127.0.0.1:%d/echo 200", origin.port), NULL);
+	int st = curl_get(peers[TINYPROXY].port, fmt("http://127.0.0.1:%d/headers", origin.port),
+			  NULL, &b, &n, NULL);
+	ck_assert_int_eq(st, 200);
+	ck_assert_msg(strstr(b, "(tinyproxy/") != NULL && strstr(b, "\r\nVia: 1.1 ferry-a\r\n") != NULL,
+		      "origin saw:\n%s", b);
+	free(b);
+	ferry_end(&f);
+}
+END_TEST
+
 /* ---- Privoxy ---- */
 
 static const char *const *privoxy_conf(int port, void *arg)
@@ -1311,6 +1336,7 @@ int main(void)
 		{ "ferry -> squid", squid_parent, { "squid" } },
 		{ "ferry -> squid with Basic auth", squid_parent_auth, { "squid", "basic_ncsa_auth" } },
 		{ "ferry -> tinyproxy", tinyproxy_parent, { "tinyproxy" } },
+		{ "tinyproxy -> ferry", tinyproxy_child, { "tinyproxy" } },
 		{ "ferry -> privoxy", privoxy_parent, { "privoxy" } },
 		{ "privoxy -> ferry", privoxy_child, { "privoxy" } },
 		{ "squid -> ferry", squid_child, { "squid" } },
