@@ -168,8 +168,11 @@ ssize_t forward_request_head(const struct http_head *h, const struct http_target
 	 * asterisk-form (RFC 9112 section 3.2.4); to a parent it becomes "http://h" again */
 	if (t->path_absent && http_method_is(h->method, "OPTIONS"))
 		put(&o, "*", 1);
-	else
+	else {
+		if (t->path_slash)
+			put(&o, "/", 1);
 		put_slice(&o, t->path);
+	}
 	puts_(&o, " HTTP/1.1\r\nHost: ");
 	if (t->host_is_ip6)
 		put(&o, "[", 1);

@@ -803,9 +803,10 @@ int http_parse_target(const char *p, size_t len, int connect, struct http_target
 		t->path = (struct http_slice){ "/", 1 };
 		t->path_absent = 1;
 	} else if (*s == '?') {
-		/* "http://host?q" would need "/" and "?q" glued together, and the path is one
-		 * slice into the caller's buffer: such targets are refused. */
-		return target_fail(t, 400, "missing path before query");
+		/* "http://host?q": an empty path-abempty is valid (RFC 3986); the slice stays in
+		 * the caller's buffer and the writer adds the "/" */
+		t->path = (struct http_slice){ s, (size_t)(end - s) };
+		t->path_slash = 1;
 	} else {
 		t->path = (struct http_slice){ s, (size_t)(end - s) };
 	}

@@ -359,6 +359,16 @@ START_TEST(get_rewritten_to_origin_form)
 	       "query: status %d, request line \"%.60s\"", r.status, r.body);
 	harness_resp_free(&r);
 	free(q);
+
+	/* "http://h:p?q" (no "/" before the query) is valid absolute-form: it reaches the origin
+	 * as "/?q" (the origin has no "/": its 404, with ferry's Via, not ferry's 400) */
+	q = harness_fmt("GET http://127.0.0.1:%d?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 404 && harness_resp_header(&r, "Via") != NULL,
+	       "empty path before a query: status %d\n%.400s%.200s", r.status, r.head, r.body);
+	harness_resp_free(&r);
+	free(q);
 	free(host);
 	end();
 }

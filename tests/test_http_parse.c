@@ -739,6 +739,21 @@ START_TEST(test_target_absolute)
 	ck_assert_uint_eq(t.port, 1);
 	ck_assert_int_eq(target("http://h/?", 0, &t), FERRY_OK);
 	ck_slice(t.path, "/?");
+	ck_assert_int_eq(t.path_slash, 0);
+	/* an empty path before a query is valid absolute-form (RFC 3986 path-abempty): the "/"
+	 * is added on the way to the origin (RFC 9110 section 4.2.1), as Squid does */
+	ck_assert_int_eq(target("http://host?x=1", 0, &t), FERRY_OK);
+	ck_slice(t.host, "host");
+	ck_slice(t.path, "?x=1");
+	ck_assert_int_eq(t.path_slash, 1);
+	ck_assert_int_eq(t.path_absent, 0);
+	ck_assert_int_eq(target("http://host:?x", 0, &t), FERRY_OK); /* empty port: 80 */
+	ck_assert_uint_eq(t.port, 80);
+	ck_slice(t.path, "?x");
+	ck_assert_int_eq(target("http://host:8080?", 0, &t), FERRY_OK);
+	ck_assert_uint_eq(t.port, 8080);
+	ck_slice(t.path, "?");
+	ck_assert_int_eq(t.path_slash, 1);
 	release();
 }
 END_TEST
@@ -746,8 +761,6 @@ END_TEST
 START_TEST(test_target_rejects)
 {
 	static const char *const bad400[] = {
-		"http://host?x=1",        /* no path before the query: see http_parse_target */
-		"http://host:?x",
 		"http://host:0/",
 		"http://host:65536/",
 		"http://host:99999999999999999999/",

@@ -165,7 +165,7 @@ static void fuzz_target(unsigned sel, const uint8_t *d, size_t n)
 		if (connect) {
 			CHECK(t.port_given);
 		} else {
-			CHECK(t.path.len > 0 && t.path.p[0] == '/');
+			CHECK(t.path.len > 0 && t.path.p[0] == (t.path_slash ? '?' : '/'));
 			CHECK(t.path.len == 1 || inside(t.path, b, n));
 		}
 	}
