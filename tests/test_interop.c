@@ -358,12 +358,17 @@ static const char *const *squid_conf(int port, void *arg)
 }
 
 /* Squid's access log line for which (a substring), waiting at most 5 s for Squid to write it. */
-static char *squid_log_line(const char *name, const char *which)
+static char *squid_log_line(const char *name, const char *which_)
 {
 	long long deadline = harness_now_ms() + 5000;
+	char which[512], path[192];
+
+	/* copies: fmt() and in_dir() reuse their buffers */
+	snprintf(which, sizeof(which), "%s", which_);
+	snprintf(path, sizeof(path), "%s", in_dir(fmt("%s-access.log", name)));
 
 	for (;;) {
-		char *log = slurp(in_dir(fmt("%s-access.log", name)), NULL);
+		char *log = slurp(path, NULL);
 		char *l = strstr(log, which);
 
 		if (l) {
@@ -429,12 +434,19 @@ static void ferry_end(struct harness_ferry *f)
 }
 
 /* ferry's access log (via = its via_name) holds a line with all of these substrings. */
-static void ferry_logged(const char *via, const char *a, const char *b)
+static void ferry_logged(const char *via, const char *a_, const char *b_)
 {
 	long long deadline = harness_now_ms() + 5000;
+	char a[512], bb[512], path[192];
+	const char *b = b_ ? bb : NULL;
+
+	/* copies: fmt() and in_dir() reuse their buffers */
+	snprintf(a, sizeof(a), "%s", a_);
+	snprintf(bb, sizeof(bb), "%s", b_ ? b_ : "");
+	snprintf(path, sizeof(path), "%s", in_dir(fmt("%s-access.log", via)));
 
 	for (;;) {
-		char *log = slurp(in_dir(fmt("%s-access.log", via)), NULL);
+		char *log = slurp(path, NULL);
 
 		for (char *l = log; *l;) {
 			size_t n = strcspn(l, "\n");
@@ -725,6 +737,15 @@ START_TEST(squid_parent)
 	ck_assert_msg(st == 200 && strstr(b, "\r\nVia: 1.0 ferry-a, 1.1 squid (squid/") != NULL,
 		      "origin saw:\n%s", b);
 	free(b);
+
+	/* an empty path before a query goes to Squid with its "/" (Squid logs the query as "?") */
+	struct harness_resp r;
+	ck_assert_int_eq(harness_request(f.port, fmt("GET http://127.0.0.1:%d?x=1 HTTP/1.1\r\n"
+						     "Host: x\r\nConnection: close\r\n\r\n", origin.port),
+				     &r, 0), FERRY_OK);
+	ck_assert_msg(r.status == 404, "http://h:p?x=1 through Squid: %d\n%s", r.status, r.head);
+	harness_resp_free(&r);
+	free(squid_log_line("squid", fmt("GET http://127.0.0.1:%d/? 404", origin.port)));
 
 	/* refusals */
 	st = curl_get(f.port, fmt("http://127.0.0.9:%d/len/10", origin.port), NULL, &b, NULL, &h);
