@@ -324,6 +324,19 @@ static void put_file(const char *name, const char *text)
 	chmod(in_dir(name), 0644);
 }
 
+/* The hash of password for an htpasswd line, made now with `openssl passwd -6`. */
+static void htpasswd_file(const char *name, const char *user, const char *password)
+{
+	struct prog p;
+	const char *pw[] = { "openssl", "passwd", "-6", password, NULL };
+
+	run(&p, pw, RUN_MS);
+	ck_assert_msg(p.status == 0 && strncmp(p.out, "$6$", 3) == 0, "openssl passwd: %s", p.out);
+	p.out[strcspn(p.out, "\r\n")] = '\0';
+	put_file(name, fmt("%s:%s\n", user, p.out));
+	prog_free(&p);
+}
+
 /* ---- Squid ---- */
 
 struct squid_opts {
@@ -773,18 +786,12 @@ END_TEST
 START_TEST(squid_parent_auth)
 {
 	struct harness_ferry f;
-	struct prog p;
 	char *b, *h;
 	int st;
 
 	begin();
 	https_origin_start();
-	const char *pw[] = { "openssl", "passwd", "-6", "open sesame", NULL };
-	run(&p, pw, RUN_MS);
-	ck_assert_msg(p.status == 0 && strncmp(p.out, "$6$", 3) == 0, "openssl passwd: %s", p.out);
-	p.out[strcspn(p.out, "\r\n")] = '\0';
-	put_file("squid.htpasswd", fmt("alice:%s\n", p.out));
-	prog_free(&p);
+	htpasswd_file("squid.htpasswd", "alice", "open sesame");
 	struct squid_opts so = { "squid", fmt("auth_param basic program %s %s\n"
 		"auth_param basic realm interop\nacl users proxy_auth REQUIRED\n"
 		"http_access allow users\nhttp_access deny all",
@@ -992,6 +999,46 @@ START_TEST(privoxy_child)
 }
 END_TEST
 
+/* Privoxy in front of ferry with [auth]: Privoxy drops the client's Proxy-Authorization (and
+ * ferry's challenge) unless enable-proxy-authentication-forwarding is on; with it, the
+ * client's credentials reach ferry, for GET and CONNECT. */
+START_TEST(privoxy_child_auth)
+{
+	struct harness_ferry f;
+	char *b, *h;
+	const char *user[] = { "--proxy-user", "alice:sesame42", NULL };
+	const char *tun[] = { "-p", "--proxy-user", "alice:sesame42", NULL };
+
+	begin();
+	https_origin_start();
+	htpasswd_file("ferry.htpasswd", "alice", "sesame42");
+	harness_conf_set(&conf, "auth", "htpasswd", in_dir("ferry.htpasswd"));
+	ferry_start(&f, "ferry-a");
+	peer_start(PRIVOXY, privoxy_conf, (void *)fmt("forward / 127.0.0.1:%d", f.port));
+	int st = curl_get(peers[PRIVOXY].port, fmt("http://127.0.0.1:%d/len/10", origin.port), user,
+			  &b, NULL, &h);
+	ck_assert_msg(st == 407, "credentials dropped by Privoxy: %d\n%s", st, h);
+	free(b);
+	free(h);
+	stop_group(&peers[PRIVOXY].pid);
+	peer_start(PRIVOXY, privoxy_conf, (void *)fmt("forward / 127.0.0.1:%d\n"
+		"enable-proxy-authentication-forwarding 1", f.port));
+	st = curl_get(peers[PRIVOXY].port, fmt("http://127.0.0.1:%d/len/10", origin.port), user, &b,
+		      NULL, &h);
+	ck_assert_msg(st == 200 && strcmp(b, "abcdefghij") == 0, "forwarding on: %d\n%s", st, h);
+	free(b);
+	free(h);
+	st = curl_get(peers[PRIVOXY].port, fmt("http://127.0.0.1:%d/len/10", origin.port), tun, &b,
+		      NULL, &h);
+	ck_assert_msg(st == 200 && strcmp(b, "abcdefghij") == 0, "CONNECT: %d\n%s", st, h);
+	free(b);
+	free(h);
+	ferry_logged("ferry-a", " alice GET ", NULL);
+	ferry_logged("ferry-a", " alice CONNECT ", NULL);
+	ferry_end(&f);
+}
+END_TEST
+
 /* ---- Squid -> ferry ---- */
 
 /* Squid with ferry as its only parent (cache_peer ... default, never_direct): what Squid sends
@@ -1049,18 +1096,12 @@ END_TEST
 START_TEST(squid_child_auth)
 {
 	struct harness_ferry f;
-	struct prog p;
 	char *b, *h;
 	int st;
 
 	begin();
 	https_origin_start();
-	const char *pw[] = { "openssl", "passwd", "-6", "sesame42", NULL };
-	run(&p, pw, RUN_MS);
-	ck_assert_msg(p.status == 0 && strncmp(p.out, "$6$", 3) == 0, "openssl passwd: %s", p.out);
-	p.out[strcspn(p.out, "\r\n")] = '\0';
-	put_file("ferry.htpasswd", fmt("alice:%s\n", p.out));
-	prog_free(&p);
+	htpasswd_file("ferry.htpasswd", "alice", "sesame42");
 	harness_conf_set(&conf, "auth", "htpasswd", in_dir("ferry.htpasswd"));
 	ferry_start(&f, "ferry-a");
 	const char *logins[] = { "", "login=alice:sesame42", "login=PASSTHRU" };
@@ -1219,18 +1260,12 @@ static void count_via(const char *h, int *a, int *b)
 START_TEST(haproxy_http_mode)
 {
 	struct harness_ferry f1, f2;
-	struct prog p;
 	char *b, *h;
 	int a = 0, bb = 0;
 
 	begin();
 	https_origin_start();
-	const char *pw[] = { "openssl", "passwd", "-6", "sesame42", NULL };
-	run(&p, pw, RUN_MS);
-	ck_assert_msg(p.status == 0 && strncmp(p.out, "$6$", 3) == 0, "openssl passwd: %s", p.out);
-	p.out[strcspn(p.out, "\r\n")] = '\0';
-	put_file("ferry.htpasswd", fmt("alice:%s\n", p.out));
-	prog_free(&p);
+	htpasswd_file("ferry.htpasswd", "alice", "sesame42");
 	harness_conf_set(&conf, "auth", "htpasswd", in_dir("ferry.htpasswd"));
 	ferry_start(&f1, "fleet-a");
 	ferry_start(&f2, "fleet-b");
@@ -1360,6 +1395,7 @@ int main(void)
 		{ "tinyproxy -> ferry", tinyproxy_child, { "tinyproxy" } },
 		{ "ferry -> privoxy", privoxy_parent, { "privoxy" } },
 		{ "privoxy -> ferry", privoxy_child, { "privoxy" } },
+		{ "privoxy -> ferry with [auth]", privoxy_child_auth, { "privoxy" } },
 		{ "squid -> ferry", squid_child, { "squid" } },
 		{ "squid -> ferry with [auth]", squid_child_auth, { "squid" } },
 		{ "ferry -> squid -> ferry loop", squid_loop, { "squid" } },
