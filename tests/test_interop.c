@@ -611,7 +611,9 @@ static void exercise(int proxy, const char *what)
 {
 	char *b, *h;
 	size_t n;
-	const char *o = fmt("http://127.0.0.1:%d", origin.port);
+	char o[64]; /* not fmt(): its buffers are reused */
+
+	snprintf(o, sizeof(o), "http://127.0.0.1:%d", origin.port);
 	int st;
 
 	st = curl_get(proxy, fmt("%s/len/100000", o), NULL, &b, &n, NULL);
@@ -621,6 +623,14 @@ static void exercise(int proxy, const char *what)
 	st = curl_get(proxy, fmt("%s/chunked/70000", o), NULL, &b, &n, NULL);
 	ck_assert_msg(st == 200, "%s: GET /chunked: %d", what, st);
 	expect_pattern(fmt("%s: GET /chunked", what), b, n, 70000);
+	free(b);
+	/* no length: the body ends when the origin closes */
+	st = curl_get(proxy, fmt("%s/close/60000", o), NULL, &b, &n, NULL);
+	ck_assert_msg(st == 200, "%s: GET /close: %d", what, st);
+	expect_pattern(fmt("%s: GET /close", what), b, n, 60000);
+	free(b);
+	st = curl_get(proxy, fmt("%s/status/204", o), NULL, &b, &n, NULL);
+	ck_assert_msg(st == 204 && n == 0, "%s: GET /status/204: %d, %zu bytes", what, st, n);
 	free(b);
 
 	/* a binary body: the s_server file, every byte value */
@@ -655,7 +665,7 @@ static void exercise(int proxy, const char *what)
 	const char *tls[] = { "--cacert", in_dir("cert.pem"), NULL };
 	st = curl_get(proxy, fmt("https://127.0.0.1:%d/tls.bin", peers[SSERVER].port), tls, &b, &n,
 		      &h);
-	ck_assert_msg(st == 200, "%s: https: %d\n%s", what, st, h);
+	ck_assert_msg(st == 200, "%s: https: %d\n%s%.300s", what, st, h, b);
 	ck_assert_msg(n == TLS_FILE_SIZE && memcmp(b, tls_body, n) == 0,
 		      "%s: https: %zu bytes, not the file", what, n);
 	free(h);
@@ -667,7 +677,9 @@ static void exercise(int proxy, const char *what)
 static char *keepalive_three(int proxy)
 {
 	struct prog p;
-	const char *o = fmt("http://127.0.0.1:%d", origin.port);
+	char o[64]; /* not fmt(): its buffers are reused */
+
+	snprintf(o, sizeof(o), "http://127.0.0.1:%d", origin.port);
 	const char *argv[] = { "curl", "-sS", "-v", "-x", proxy_of(proxy), "-o", "/dev/null",
 		fmt("%s/len/1000", o), "-o", "/dev/null", fmt("%s/chunked/2000", o), "-o",
 		"/dev/null", "--data-binary", "abc", fmt("%s/echo", o), NULL };
@@ -1294,7 +1306,9 @@ START_TEST(haproxy_http_mode)
 		free(h);
 	}
 	ck_assert_msg(a >= 1 && bb >= 1, "round robin: fleet-a %d, fleet-b %d", a, bb);
-	const char *o = fmt("http://127.0.0.1:%d", origin.port);
+	char o[64]; /* not fmt(): its buffers are reused */
+
+	snprintf(o, sizeof(o), "http://127.0.0.1:%d", origin.port);
 	const char *post[] = { "--proxy-user", "alice:sesame42", "--data-binary",
 		fmt("@%s", in_dir("tls.bin")), NULL };
 	size_t n;
