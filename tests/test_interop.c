@@ -260,8 +260,8 @@ static int run(struct prog *p, const char *const argv[], int timeout_ms)
 
 /* ---- peers ---- */
 
-enum { SQUID, SQUID2, TINYPROXY, PRIVOXY, DANTE, HAPROXY, SSERVER, NPEERS };
-static const char *const peer_names[NPEERS] = { "squid", "squid2", "tinyproxy", "privoxy",
+enum { SQUID, TINYPROXY, PRIVOXY, DANTE, HAPROXY, SSERVER, NPEERS };
+static const char *const peer_names[NPEERS] = { "squid", "tinyproxy", "privoxy",
 	"danted", "haproxy", "s_server" };
 
 struct peer {
