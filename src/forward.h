@@ -15,9 +15,10 @@
 int forward_is_hop_field(const struct http_head *h, struct http_slice n);
 
 /* Write the request head for the origin into out[0..cap): "METHOD PATH HTTP/1.1", Host from
- * the target, the client's end-to-end fields, "Via: 1.1 via_name". upgrade: keep Upgrade
- * and send "Connection: upgrade". max_forwards >= 0: send Max-Forwards with this value
- * instead of the client's. Returns the length, or -1 when cap is too small. */
+ * the target, the client's end-to-end fields, "Via: 1.1 via_name" ("Via: 1.0" for an
+ * HTTP/1.0 request). upgrade: keep Upgrade and send "Connection: upgrade". max_forwards >= 0:
+ * send Max-Forwards with this value instead of the client's. Returns the length, or -1 when
+ * cap is too small. */
 ssize_t forward_request_head(const struct http_head *h, const struct http_target *t,
 			     const char *via_name, int upgrade, long long max_forwards, char *out,
 			     size_t cap);

@@ -150,7 +150,8 @@ struct http_target {
 	int host_is_ip6;         /* host was a [bracketed] IPv6 literal */
 	int port_given;          /* the target named a port */
 	struct http_slice path;  /* absolute-form: path and query, never empty ("/" when absent;
-				    the slice then points at a static "/") */
+				    the slice then points at a static "/"); "?query" when
+				    path_slash is set */
 	int path_absent;         /* absolute-form without a path ("http://h"): an OPTIONS to the
 				    origin then says "*" (RFC 9112 section 3.2.4) */
 	int path_slash;          /* "http://h?q": path is "?q", and "/" goes before it */

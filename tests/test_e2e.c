@@ -359,6 +359,16 @@ START_TEST(get_rewritten_to_origin_form)
 	       "query: status %d, request line \"%.60s\"", r.status, r.body);
 	harness_resp_free(&r);
 	free(q);
+
+	/* "http://h:p?q" (no "/" before the query) is valid absolute-form: it reaches the origin
+	 * as "/?q" (the origin has no "/": its 404, with ferry's Via, not ferry's 400) */
+	q = harness_fmt("GET http://127.0.0.1:%d?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 404 && harness_resp_header(&r, "Via") != NULL,
+	       "empty path before a query: status %d\n%.400s%.200s", r.status, r.head, r.body);
+	harness_resp_free(&r);
+	free(q);
 	free(host);
 	end();
 }
@@ -1043,6 +1053,23 @@ START_TEST(via_added)
 	EXPECT(r.status == 200 && strstr(r.body, "1.0 upstream-proxy") != NULL &&
 	       strcasestr(r.body, "1.1 ") != NULL, "existing Via not kept and extended: \"%.600s\"",
 	       r.body);
+	harness_resp_free(&r);
+	free(q);
+
+	/* Via names the version of the message ferry received (RFC 9110 section 7.6.3), as Squid
+	 * does: an HTTP/1.0 request goes on as 1.1 with "Via: 1.0 NAME", and an HTTP/1.0
+	 * response gets "Via: 1.0 NAME" too */
+	q = harness_fmt("GET http://127.0.0.1:%d/headers HTTP/1.0\r\n\r\n", origin.port);
+	one(q, &r, 0);
+	EXPECT(r.status == 200 && strstr(r.body, "\r\nVia: 1.0 ") != NULL &&
+	       strstr(r.body, "\r\nVia: 1.1 ") == NULL, "HTTP/1.0 request: \"%.600s\"", r.body);
+	harness_resp_free(&r);
+	free(q);
+	q = req("GET", "/raw/http10", "Connection: close\r\n");
+	one(q, &r, 0);
+	const char *via = harness_resp_header(&r, "Via");
+	EXPECT(r.status == 200 && via != NULL && strncmp(via, "1.0 ", 4) == 0,
+	       "HTTP/1.0 response: \"%.600s\"", r.head);
 	harness_resp_free(&r);
 	free(q);
 	end();
