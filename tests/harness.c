@@ -406,6 +406,50 @@ int harness_free_port(void)
 	return port;
 }
 
+char *harness_fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int *how)
+{
+	long long deadline = harness_now_ms() + timeout_ms;
+	size_t cap = 4096, len = 0;
+	char *b = malloc(cap + 1);
+
+	*how = 0;
+	if (b == NULL)
+		return NULL;
+	for (;;) {
+		if (stop && len && memmem(b, len, stop, strlen(stop)))
+			break;
+		long long left = deadline - harness_now_ms();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		if (cap - len < 4096) {
+			char *nb = realloc(b, cap * 2 + 1);
+
+			if (nb == NULL) {
+				free(b);
+				return NULL;
+			}
+			b = nb;
+			cap *= 2;
+		}
+		ssize_t r = recv(fd, b + len, cap - len, MSG_DONTWAIT);
+
+		if (r > 0) {
+			len += (size_t)r;
+		} else if (r == 0) {
+			*how = 1;
+			break;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			*how = 2;
+			break;
+		}
+	}
+	b[len] = '\0';
+	*n = len;
+	return b;
+}
+
 int harness_closed_port(void)
 {
 	struct sockaddr_in a;
@@ -1199,6 +1243,15 @@ int harness_request(int port, const char *req, struct harness_resp *r, int flags
 	rc = harness_read_response(&c, r, flags, HARNESS_TIMEOUT_MS);
 	harness_close(&c);
 	return rc;
+}
+
+const char *harness_sanitizer_report(const char *log)
+{
+	const char *san = log ? strstr(log, "Sanitizer") : NULL;
+
+	if (!san && log)
+		san = strstr(log, "runtime error:");
+	return san;
 }
 
 /* ---- /proc ---- */

@@ -76,6 +76,8 @@ int harness_ferry_stop(struct harness_ferry *f);
 /* The same, and *log gets ferry's whole log as it was after it exited (sanitizer reports
  * come at exit), malloc'd. */
 int harness_ferry_stop_log(struct harness_ferry *f, char **log);
+/* Where a sanitizer report (ASan, LSan, UBSan's "runtime error:") starts in log, or NULL. */
+const char *harness_sanitizer_report(const char *log);
 /* ferry's log so far, NUL-terminated, malloc'd (never NULL). */
 char *harness_ferry_log(const struct harness_ferry *f);
 
@@ -109,6 +111,11 @@ int harness_run_ferry(struct harness_run *r, const char *const args[], int timeo
 void harness_run_free(struct harness_run *r);
 
 /* ---- ports, files ---- */
+
+/* Read from fd until stop appears (NULL: until EOF), EOF, an error or timeout_ms. *how: 1
+ * EOF, 2 error (a reset), 0 stop found or timeout. malloc'd, NUL-terminated, *n bytes (NULL
+ * only when out of memory). */
+char *harness_fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int *how);
 
 /* A loopback port that was free a moment ago. */
 int harness_free_port(void);

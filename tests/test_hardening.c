@@ -65,10 +65,7 @@ static void end(void)
 {
 	char *log = NULL;
 	int code = harness_ferry_stop_log(&ferry, &log);
-	const char *san = log ? strstr(log, "Sanitizer") : NULL;
-
-	if (!san && log)
-		san = strstr(log, "runtime error:");
+	const char *san = harness_sanitizer_report(log);
 	harness_origin_stop(&origin);
 	if (san)
 		fprintf(stderr, "---- sanitizer report in ferry's log ----\n%s\n----\n",
@@ -170,45 +167,6 @@ static char *with_port(const char *text, size_t len, int port, size_t *outlen)
 
 /* ---- a listener in this process as the origin: sees exactly what ferry sends ---- */
 
-/* Read from fd until stop appears (stop may be NULL), EOF, an error or the timeout.
- * *how: 1 EOF, 2 error (reset), 0 stop found or timeout. malloc'd, NUL-terminated. */
-static char *fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int *how)
-{
-	long long deadline = harness_now_ms() + timeout_ms;
-	size_t cap = 4096, len = 0;
-	char *b = malloc(cap + 1);
-
-	ck_assert_ptr_nonnull(b);
-	*how = 0;
-	for (;;) {
-		if (stop && len && memmem(b, len, stop, strlen(stop)))
-			break;
-		long long left = deadline - harness_now_ms();
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		if (cap - len < 4096) {
-			cap *= 2;
-			b = realloc(b, cap + 1);
-			ck_assert_ptr_nonnull(b);
-		}
-		ssize_t r = recv(fd, b + len, cap - len, MSG_DONTWAIT);
-
-		if (r > 0) {
-			len += (size_t)r;
-		} else if (r == 0) {
-			*how = 1;
-			break;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			*how = 2;
-			break;
-		}
-	}
-	b[len] = '\0';
-	*n = len;
-	return b;
-}
 
 /* Does a head (as text) hold a field line "name: value" (name case-insensitive, value exact
  * once trimmed)? */
@@ -404,7 +362,7 @@ static int shape_refused(const struct shape *s, int lfd, int oport, char **fails
 	}
 	ufd = harness_accept(lfd, why ? 0 : 50);
 	if (ufd >= 0) {
-		seen = fd_collect(ufd, NULL, 300, &seen_len, &how);
+		seen = harness_fd_collect(ufd, NULL, 300, &seen_len, &how);
 		close(ufd);
 		free(why);
 		why = harness_fmt("reached the origin (%zu bytes: \"%s\")", seen_len, show(seen, seen_len));
@@ -504,8 +462,8 @@ START_TEST(connection_names_framing_field)
 			harness_resp_free(&r);
 		} else {
 			/* the head, then whatever follows within a moment */
-			seen = fd_collect(ufd, "\r\n\r\n", 5000, &got, &how);
-			char *more = fd_collect(ufd, NULL, 300, &got, &how);
+			seen = harness_fd_collect(ufd, "\r\n\r\n", 5000, &got, &how);
+			char *more = harness_fd_collect(ufd, NULL, 300, &got, &how);
 			char *hend = memmem(seen, strlen(seen), "\r\n\r\n", 4);
 			size_t hl = hend ? (size_t)(hend - seen) + 4 : strlen(seen);
 			size_t blen = strlen(seen) - hl + got;
@@ -702,7 +660,7 @@ static char *chunk_case_run(const struct chunk_case *cc, int lfd, int oport, int
 			why = harness_fmt("staged: the head never reached the origin");
 			goto out;
 		}
-		seen = fd_collect(ufd, FIRST_CHUNK, 5000, &seen_len, &how);
+		seen = harness_fd_collect(ufd, FIRST_CHUNK, 5000, &seen_len, &how);
 		if (!memmem(seen, seen_len, FIRST_CHUNK, strlen(FIRST_CHUNK))) {
 			why = harness_fmt("staged: the first chunk never reached the origin (\"%s\")",
 				          show(seen, seen_len));
@@ -725,7 +683,7 @@ static char *chunk_case_run(const struct chunk_case *cc, int lfd, int oport, int
 	if (ufd < 0)
 		goto out; /* refused before ferry connected: nothing reached the origin */
 	/* everything the origin got, to the end: ferry must close the connection */
-	more = fd_collect(ufd, NULL, 5000, &more_len, &how2);
+	more = harness_fd_collect(ufd, NULL, 5000, &more_len, &how2);
 	if (how2 == 0) {
 		why = harness_fmt("ferry did not close the origin connection after the bad chunk");
 		goto out;
@@ -1334,7 +1292,7 @@ START_TEST(slow_reader)
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	ufd = harness_accept(lfd, 5000);
 	EXPECT(ufd >= 0, "the request never reached the origin");
-	reqhead = fd_collect(ufd, "\r\n\r\n", 5000, &got, &how);
+	reqhead = harness_fd_collect(ufd, "\r\n\r\n", 5000, &got, &how);
 	EXPECT(strstr(reqhead, "\r\n\r\n") != NULL, "no complete request head at the origin");
 	static const char rh[] = "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n";
 
@@ -1370,7 +1328,7 @@ START_TEST(slow_reader)
 	       "ferry's RSS grew by %ld kB for one slow reader", rss1 - rss0);
 
 	/* now ferry must give up at upstream_idle and close the origin side */
-	char *rest = fd_collect(ufd, NULL, 15000, &got, &how);
+	char *rest = harness_fd_collect(ufd, NULL, 15000, &got, &how);
 	long long closed_after = harness_now_ms() - paused_at;
 
 	free(rest);

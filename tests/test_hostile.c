@@ -55,55 +55,12 @@ static void end(void)
 {
 	char *log = NULL;
 	int code = harness_ferry_stop_log(&ferry, &log);
-	const char *san = log ? strstr(log, "Sanitizer") : NULL;
-
-	if (!san && log)
-		san = strstr(log, "runtime error:");
+	const char *san = harness_sanitizer_report(log);
 	ck_assert_msg(san == NULL, "ferry's log holds a sanitizer report: %.300s", san);
 	ck_assert_msg(code == 0, "ferry exited with %d after SIGTERM, want 0", code);
 	free(log);
 	close(lfd);
 	lfd = -1;
-}
-
-/* Read from fd until stop appears (NULL: until EOF), EOF, an error or the timeout. *how: 1
- * EOF, 2 error, 0 stop found or timeout. malloc'd, NUL-terminated. */
-static char *fd_collect(int fd, const char *stop, int timeout_ms, size_t *n, int *how)
-{
-	long long deadline = harness_now_ms() + timeout_ms;
-	size_t cap = 4096, len = 0;
-	char *b = malloc(cap + 1);
-
-	ck_assert_ptr_nonnull(b);
-	*how = 0;
-	for (;;) {
-		if (stop && len && memmem(b, len, stop, strlen(stop)))
-			break;
-		long long left = deadline - harness_now_ms();
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		if (cap - len < 4096) {
-			cap *= 2;
-			b = realloc(b, cap + 1);
-			ck_assert_ptr_nonnull(b);
-		}
-		ssize_t r = recv(fd, b + len, cap - len, MSG_DONTWAIT);
-
-		if (r > 0) {
-			len += (size_t)r;
-		} else if (r == 0) {
-			*how = 1;
-			break;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			*how = 2;
-			break;
-		}
-	}
-	b[len] = '\0';
-	*n = len;
-	return b;
 }
 
 /* Write all of p to a (blocking or not) socket, within a hang guard. */
@@ -174,7 +131,7 @@ START_TEST(client_stalls_in_body_408)
 		ck_assert_int_eq(harness_send_str(&c, shapes[k].part), FERRY_OK);
 		ufd = harness_accept(lfd, 5000);
 		EXPECT(ufd >= 0, "[%zu] the request never reached the origin", k);
-		seen = fd_collect(ufd, shapes[k].part, 5000, &n, &how);
+		seen = harness_fd_collect(ufd, shapes[k].part, 5000, &n, &how);
 		EXPECT(memmem(seen, n, shapes[k].part, strlen(shapes[k].part)) != NULL,
 		       "[%zu] the origin did not get the body so far (%zu bytes)", k, n);
 		free(seen);
@@ -196,7 +153,7 @@ START_TEST(client_stalls_in_body_408)
 		EXPECT(r.body && strstr(r.body, "request body"), "[%zu] 408 without its reason", k);
 		harness_resp_free(&r);
 		/* the origin connection is closed: the request never completes there */
-		seen = fd_collect(ufd, NULL, 5000, &n, &how);
+		seen = harness_fd_collect(ufd, NULL, 5000, &n, &how);
 		EXPECT(how != 0, "[%zu] the origin connection stayed open", k);
 		free(seen);
 		close(ufd);
@@ -224,7 +181,7 @@ START_TEST(client_stalls_in_body_408)
 			ck_assert_int_eq(harness_send_str(&c, origin_stalls[k][1]), FERRY_OK);
 		ufd = harness_accept(lfd, 5000);
 		EXPECT(ufd >= 0, "[origin %zu] the request never reached the origin", k);
-		seen = fd_collect(ufd, *origin_stalls[k][1] ? origin_stalls[k][1] : "\r\n\r\n", 5000,
+		seen = harness_fd_collect(ufd, *origin_stalls[k][1] ? origin_stalls[k][1] : "\r\n\r\n", 5000,
 				  &n, &how);
 		free(seen);
 		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
@@ -286,7 +243,7 @@ START_TEST(interim_response_relayed_whole)
 	ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 	ufd = harness_accept(lfd, 5000);
 	EXPECT(ufd >= 0, "the request never reached the origin");
-	seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+	seen = harness_fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
 	free(seen);
 	ck_assert_int_eq(fd_send(ufd, resp, strlen(resp)), FERRY_OK);
 	EXPECT(read_final(&c, &r, 5, &ninterim, &linklen) == FERRY_OK,
@@ -336,7 +293,7 @@ START_TEST(interim_flood_502)
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		ufd = harness_accept(lfd, 5000);
 		EXPECT(ufd >= 0, "[%s] the request never reached the origin", versions[v]);
-		seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+		seen = harness_fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
 		free(seen);
 		/* ferry may close the connection before all of it is sent: that is the point */
 		(void)fd_send(ufd, flood, total);
@@ -351,7 +308,7 @@ START_TEST(interim_flood_502)
 		EXPECT(v == 0 || ninterim == 0, "[%s] %d interim responses went to an HTTP/1.0 client",
 		       versions[v], ninterim);
 		harness_resp_free(&r);
-		seen = fd_collect(ufd, NULL, 5000, &n, &how);
+		seen = harness_fd_collect(ufd, NULL, 5000, &n, &how);
 		EXPECT(how != 0, "[%s] the origin connection stayed open", versions[v]);
 		free(seen);
 		close(ufd);
@@ -400,7 +357,7 @@ START_TEST(trailer_framing_fields_refused)
 		harness_resp_free(&r);
 		ufd = harness_accept(lfd, 50);
 		if (ufd >= 0) {
-			seen = fd_collect(ufd, NULL, 5000, &n, &how);
+			seen = harness_fd_collect(ufd, NULL, 5000, &n, &how);
 			EXPECT(how != 0, "[request %s] the origin connection stayed open", trailers[k]);
 			const char *hend = memmem(seen, n, "\r\n\r\n", 4);
 			size_t bl = hend ? n - (size_t)(hend + 4 - seen) : 0;
@@ -429,7 +386,7 @@ START_TEST(trailer_framing_fields_refused)
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		ufd = harness_accept(lfd, 5000);
 		EXPECT(ufd >= 0, "[response %s] the request never reached the origin", tr);
-		seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+		seen = harness_fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
 		free(seen);
 		ck_assert_int_eq(fd_send(ufd, resp, strlen(resp)), FERRY_OK);
 		EXPECT(harness_read_response(&c, &r, 0, HARNESS_TIMEOUT_MS) == FERRY_OK,
@@ -482,7 +439,7 @@ START_TEST(no_transfer_encoding_to_http10)
 		ck_assert_int_eq(harness_send_str(&c, q), FERRY_OK);
 		ufd = harness_accept(lfd, 5000);
 		EXPECT(ufd >= 0, "[%zu] the request never reached the origin", k);
-		seen = fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
+		seen = harness_fd_collect(ufd, "\r\n\r\n", 5000, &n, &how);
 		free(seen);
 		ck_assert_int_eq(fd_send(ufd, cases[k].resp, strlen(cases[k].resp)), FERRY_OK);
 		EXPECT(harness_read_response(&c, &r, HARNESS_NOBODY, HARNESS_TIMEOUT_MS) == FERRY_OK,

@@ -370,13 +370,31 @@ static void make_cert(void)
 	prog_free(&p);
 }
 
+/* The first line a helper script prints on fd (its ports), NUL-terminated in line, by the
+ * deadline (harness_now_ms()); "" if none came. */
+static void first_line(int fd, char *line, size_t cap, long long deadline)
+{
+	size_t n = 0;
+
+	while (n < cap - 1 && !memchr(line, '\n', n) && harness_now_ms() < deadline) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		ssize_t r = read(fd, line + n, cap - 1 - n);
+
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	line[n] = '\0';
+}
 /* tests/clients/origin.py with that certificate; reads its two ports. */
 static void start_py_origin(void)
 {
 	int pfd[2];
 	pid_t parent = getpid();
 	char line[64];
-	size_t n = 0;
 	long long deadline = harness_now_ms() + 15000;
 
 	make_cert();
@@ -397,19 +415,8 @@ static void start_py_origin(void)
 	}
 	setpgid(py_pid, py_pid);
 	close(pfd[1]);
-	while (n < sizeof(line) - 1 && !memchr(line, '\n', n) && harness_now_ms() < deadline) {
-		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
-
-		if (poll(&pf, 1, 200) <= 0)
-			continue;
-		ssize_t r = read(pfd[0], line + n, sizeof(line) - 1 - n);
-
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
+	first_line(pfd[0], line, sizeof(line), deadline);
 	close(pfd[0]);
-	line[n] = '\0';
 	ck_assert_msg(sscanf(line, "%d %d", &py_http, &py_https) == 2,
 		      "origin.py did not report its ports (got \"%s\")", line);
 }
@@ -980,7 +987,6 @@ static int start_files(int slot, const char *root, const char *bind)
 	int pfd[2];
 	pid_t parent = getpid();
 	char line[32];
-	size_t n = 0;
 	long long deadline = harness_now_ms() + 15000;
 
 	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
@@ -999,19 +1005,8 @@ static int start_files(int slot, const char *root, const char *bind)
 	}
 	setpgid(files_pid[slot], files_pid[slot]);
 	close(pfd[1]);
-	while (n < sizeof(line) - 1 && !memchr(line, '\n', n) && harness_now_ms() < deadline) {
-		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
-
-		if (poll(&pf, 1, 200) <= 0)
-			continue;
-		ssize_t r = read(pfd[0], line + n, sizeof(line) - 1 - n);
-
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
+	first_line(pfd[0], line, sizeof(line), deadline);
 	close(pfd[0]);
-	line[n] = '\0';
 	files_port[slot] = atoi(line);
 	ck_assert_msg(files_port[slot] > 0, "files.py did not report its port (got \"%s\")", line);
 	return files_port[slot];
