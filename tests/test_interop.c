@@ -1259,7 +1259,7 @@ START_TEST(dante_parent)
 	ck_assert_msg(st == 200 && strcmp(b, "abcdefghijklmnopqrstuvwxyz") == 0, "%d\n%s", st, h);
 	free(b);
 	free(h);
-	int closed = harness_free_port();
+	int closed = harness_closed_port();
 	st = curl_get(f.port, fmt("http://127.0.0.1:%d/", closed), NULL, &b, &n, &h);
 	ck_assert_msg(st == 502 && strstr(b, "refused the connection") != NULL, "%d %s", st, b);
 	free(b);
