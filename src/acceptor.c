@@ -50,6 +50,14 @@ static int listen_socket(const struct config_listen *l, int reuseport, int backl
 	/* accepted sockets inherit it: responses go out in pieces (head, body chunks) and Nagle
 	 * plus the client's delayed ACK would hold the last piece back for 40 ms */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+#ifdef TCP_DEFER_ACCEPT
+	/* A client speaks first: the kernel hands over a connection once its first bytes are
+	 * there (or, with nothing sent, after a second), so the worker reads the request in the
+	 * wake-up that brings the connection instead of sleeping until it comes. A connection per
+	 * request cost a quarter less CPU (doc/performance.md); HAProxy does the same. */
+	int defer_s = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
+#endif
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
 		snprintf(err, errlen, "listen %s: SO_REUSEPORT: %s", l->text, strerror(errno));
 		close(fd);

@@ -11,6 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "acceptor.h"
 #include "config.h"
 #include "status.h"
 #include "worker.h"
@@ -235,6 +239,49 @@ START_TEST(test_worker_graceful_stop)
 }
 END_TEST
 
+/* The listening socket hands a connection over only once the client has sent something
+ * (TCP_DEFER_ACCEPT): the worker then reads the request in the wake-up that brings the
+ * connection. On loopback connect() returns once the kernel has processed the final ACK, so
+ * without the option the connection would already be waiting in the accept queue. */
+START_TEST(test_listener_defers_accept)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int probe = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(probe, 0);
+	ck_assert_int_eq(bind(probe, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(probe, (struct sockaddr *)&a, &alen), 0);
+	close(probe);
+
+	char text[128], err[256];
+	snprintf(text, sizeof(text), "[server]\nlisten = 127.0.0.1:%d\n", ntohs(a.sin_port));
+	struct config *cfg = config_load_string(text, "test", ignore_error, NULL);
+	ck_assert_ptr_nonnull(cfg);
+	int lfd = -1;
+	ck_assert_msg(acceptor_bind(cfg, &lfd, err, sizeof(err)) == FERRY_OK, "%s", err);
+	int secs = 0;
+	socklen_t slen = sizeof(secs);
+	ck_assert_int_eq(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &slen), 0);
+	ck_assert_int_gt(secs, 0);
+
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(accept4(lfd, NULL, NULL, SOCK_NONBLOCK), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(write(c, "G", 1), 1);
+	struct pollfd p = { lfd, POLLIN, 0 };
+	ck_assert_int_eq(poll(&p, 1, 5000), 1); /* hang guard */
+	int s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	ck_assert_int_ge(s, 0);
+	char ch;
+	ck_assert_int_eq(read(s, &ch, 1), 1); /* the byte came with the connection */
+	close(s);
+	close(c);
+	close(lfd);
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *handoff_suite(void)
 {
 	Suite *s = suite_create("handoff");
@@ -244,6 +291,7 @@ static Suite *handoff_suite(void)
 	tcase_add_loop_test(tc, test_handoff_denied_gets_403, 0, 2);
 	tcase_add_loop_test(tc, test_handoff_concurrent, 0, 2);
 	tcase_add_loop_test(tc, test_worker_graceful_stop, 0, 2);
+	tcase_add_test(tc, test_listener_defers_accept);
 	suite_add_tcase(s, tc);
 	return s;
 }
