@@ -232,8 +232,6 @@ static void conn_free(struct worker *w, struct conn *c)
 	freelist_put(&w->free_conns, c, w->stopping ? 0 : CONN_FREE_MAX);
 }
 
-/* A system call on one of c's sockets failed: say which side and which call (log_syscall
- * keeps resets and broken pipes at debug). errno is preserved. */
 /* Keep the client's address in 28 bytes rather than a sockaddr_storage's 128: ferry listens
  * on TCP only, and a PROXY header carries IPv4 or IPv6 or nothing (proxyproto.h). */
 static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
@@ -245,6 +243,8 @@ static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 		memcpy(&c->peer.in6, ss, sizeof(c->peer.in6));
 }
 
+/* A system call on one of c's sockets failed: say which side and which call (log_syscall
+ * keeps resets and broken pipes at debug). errno is preserved. */
 static void conn_syscall_failed(struct conn *c, int fd, const char *call)
 {
 	int e = errno;
