@@ -1025,7 +1025,8 @@ static int chunk_byte(struct http_chunked *c, unsigned char ch)
 		} else {
 			if (c->tr_name_len < sizeof c->tr_name)
 				c->tr_name[c->tr_name_len] = (char)ch;
-			c->tr_name_len++;
+			if (c->tr_name_len <= sizeof c->tr_name)
+				c->tr_name_len++;
 		}
 		return 0;
 	case CH_TR_VALUE:

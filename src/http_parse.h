@@ -170,14 +170,14 @@ int http_parse_target(const char *p, size_t len, int connect, struct http_target
 
 /* The chunked transfer coding (RFC 9112 section 7.1), decoded incrementally. */
 struct http_chunked {
-	int state;            /* private */
 	uint64_t remaining;   /* data bytes left in the current chunk */
-	unsigned digits;      /* private */
 	size_t line_len;      /* private: length of the current ext/trailer line */
 	size_t trailer_len;   /* private: total trailer bytes */
-	char tr_name[20];     /* private: the trailer field name being read (its first bytes) */
-	size_t tr_name_len;   /* private: its length so far */
 	const char *error;    /* on FERRY_ERR */
+	int state;            /* private */
+	unsigned digits;      /* private */
+	char tr_name[20];     /* private: the trailer field name being read (its first bytes) */
+	uint8_t tr_name_len;  /* private: its length so far, up to sizeof tr_name + 1 (longer) */
 };
 
 void http_chunked_init(struct http_chunked *c);

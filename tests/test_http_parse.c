@@ -546,7 +546,7 @@ END_TEST
  * each may name a field to drop, and forwarding compares every field with every one. */
 START_TEST(test_connection_options_bounded)
 {
-	char head[2048], a[1024], b[1024];
+	char head[4096], a[1024], b[1024];
 	struct http_head h;
 
 	for (int total = 64; total <= 65; total++) {
