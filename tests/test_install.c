@@ -60,7 +60,8 @@ static int run_make(const char *target, char *out, size_t outlen)
 
 static void path_of(char *buf, size_t len, const char *dir, const char *file)
 {
-	snprintf(buf, len, "%s%s/%s", destdir, dir, file);
+	int n = snprintf(buf, len, "%s%s/%s", destdir, dir, file);
+	ck_assert_msg(n >= 0 && (size_t)n < len, "path too long: %s%s/%s", destdir, dir, file);
 }
 
 static int is_file(const char *path, mode_t *mode)
