@@ -77,6 +77,15 @@ static int listen_socket(const struct config_listen *l, int reuseport, int backl
 		close(fd);
 		return -1;
 	}
+#ifdef TCP_QUICKACK
+	/* Set on the listening socket once it listens, the connections it accepts start out
+	 * delaying their ACKs: the request's ACK then rides on the response instead of going
+	 * alone (one packet less per connection; HAProxy does the same). */
+	if (backlog >= 0) {
+		int zero = 0;
+		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero));
+	}
+#endif
 	return fd;
 }
 

@@ -263,6 +263,11 @@ START_TEST(test_listener_defers_accept)
 	socklen_t slen = sizeof(secs);
 	ck_assert_int_eq(getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &slen), 0);
 	ck_assert_int_gt(secs, 0);
+	/* and accepted connections delay their ACKs (the response carries the request's) */
+	int quickack = 1;
+	slen = sizeof(quickack);
+	ck_assert_int_eq(getsockopt(lfd, IPPROTO_TCP, TCP_QUICKACK, &quickack, &slen), 0);
+	ck_assert_int_eq(quickack, 0);
 
 	int c = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
