@@ -5,25 +5,6 @@
 #include "forward.h"
 #include "status.h"
 
-/* Fields that only mean something on one hop (RFC 9110 section 7.6.1); Connection may name
- * more. */
-static int is_fixed_hop(enum http_field_id id)
-{
-	switch (id) {
-	case HF_TE:
-	case HF_TRAILER:
-	case HF_UPGRADE:
-	case HF_CONNECTION:
-	case HF_KEEP_ALIVE:
-	case HF_PROXY_CONNECTION:
-	case HF_PROXY_AUTHENTICATE:
-	case HF_PROXY_AUTHORIZATION:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static int is_connection(const struct http_field *f)
 {
 	return f->id == HF_CONNECTION || f->id == HF_PROXY_CONNECTION;
@@ -82,13 +63,13 @@ static int connection_names_fields(const struct http_head *h)
 
 int forward_is_hop_field(const struct http_head *h, struct http_slice n)
 {
-	return is_fixed_hop(http_field_id(n)) || named_in_connection(h, n);
+	return http_field_is_hop(http_field_id(n)) || named_in_connection(h, n);
 }
 
 /* The per-message form: scan Connection tokens only when they name fields. */
 static int is_hop(const struct http_head *h, int named, const struct http_field *f)
 {
-	return is_fixed_hop(f->id) || (named && named_in_connection(h, f->name));
+	return http_field_is_hop(f->id) || (named && named_in_connection(h, f->name));
 }
 
 struct out {

@@ -877,18 +877,22 @@ static int trailer_forbidden(const struct http_chunked *c)
 {
 	if (c->tr_name_len > sizeof c->tr_name)
 		return 0; /* longer than every such name */
-	switch (http_field_id((struct http_slice){ c->tr_name, c->tr_name_len })) {
-	case HF_CONTENT_LENGTH:
-	case HF_TRANSFER_ENCODING:
-	case HF_HOST:
-	case HF_CONNECTION:
-	case HF_KEEP_ALIVE:
-	case HF_PROXY_CONNECTION:
+	enum http_field_id id = http_field_id((struct http_slice){ c->tr_name, c->tr_name_len });
+	return id == HF_CONTENT_LENGTH || id == HF_TRANSFER_ENCODING || id == HF_HOST ||
+	       http_field_is_hop(id);
+}
+
+int http_field_is_hop(enum http_field_id id)
+{
+	switch (id) {
 	case HF_TE:
 	case HF_TRAILER:
 	case HF_UPGRADE:
-	case HF_PROXY_AUTHORIZATION:
+	case HF_CONNECTION:
+	case HF_KEEP_ALIVE:
+	case HF_PROXY_CONNECTION:
 	case HF_PROXY_AUTHENTICATE:
+	case HF_PROXY_AUTHORIZATION:
 		return 1;
 	default:
 		return 0;

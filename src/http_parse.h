@@ -135,6 +135,9 @@ int http_method_is(struct http_slice method, const char *name);
 
 /* Which of the names in enum http_field_id n is, case-insensitively (HF_OTHER: none). */
 enum http_field_id http_field_id(struct http_slice n);
+/* Is a field of this name hop-by-hop whatever Connection says: TE, Trailer, Upgrade,
+ * Connection, Keep-Alive, Proxy-Connection and the proxy credentials (RFC 9110 section 7.6.1)? */
+int http_field_is_hop(enum http_field_id id);
 /* Does the comma-separated token list in value contain token (case-insensitive)? */
 int http_list_has(struct http_slice value, const char *lower_token);
 /* Is c a tchar (RFC 9110 token character)? */
